@@ -1,0 +1,34 @@
+"""The whole schema: every capability's models, and migrating a database to the latest version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine
+
+import recoup.cycle.models
+import recoup.ledger.models
+from recoup.core.db import Base
+
+metadata = Base.metadata
+_ = recoup.cycle.models
+
+MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if engine is not None:
+        cfg.attributes["url"] = engine.url.render_as_string(hide_password=False)
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the database to the latest migration (creates it from nothing)."""
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")

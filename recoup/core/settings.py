@@ -1,0 +1,112 @@
+"""Typed settings: the only place that reads the environment.
+
+Sources, highest first: environment variables `RECOUP_*`, then `recoup.toml` in the working
+directory (or the file named by `RECOUP_CONFIG`), then the defaults, which give embedded mode.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from functools import lru_cache
+from itertools import pairwise
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class LprRate(BaseModel):
+    """One-year Loan Prime Rate (一年期LPR) in force from `effective` on, in basis points."""
+
+    effective: dt.date
+    rate_bp: int
+
+
+# Published one-year LPR values (全国银行间同业拆借中心公布).
+# This is data, not logic: override or extend it with `[[lpr]]` tables in recoup.toml
+# when a new value is published.
+DEFAULT_LPR = [
+    LprRate(effective=dt.date(2019, 8, 20), rate_bp=425),
+    LprRate(effective=dt.date(2019, 9, 20), rate_bp=420),
+    LprRate(effective=dt.date(2019, 11, 20), rate_bp=415),
+    LprRate(effective=dt.date(2020, 2, 20), rate_bp=405),
+    LprRate(effective=dt.date(2020, 4, 20), rate_bp=385),
+    LprRate(effective=dt.date(2021, 12, 20), rate_bp=380),
+    LprRate(effective=dt.date(2022, 1, 20), rate_bp=370),
+    LprRate(effective=dt.date(2022, 8, 22), rate_bp=365),
+    LprRate(effective=dt.date(2023, 6, 20), rate_bp=355),
+    LprRate(effective=dt.date(2023, 8, 21), rate_bp=345),
+    LprRate(effective=dt.date(2024, 7, 22), rate_bp=335),
+    LprRate(effective=dt.date(2024, 10, 21), rate_bp=310),
+    LprRate(effective=dt.date(2025, 5, 20), rate_bp=300),
+]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RECOUP_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    database_url: str = Field(
+        default="sqlite:///recoup.db",
+        description="SQLAlchemy URL. SQLite file (embedded) or postgresql+psycopg://…",
+    )
+    default_currency: str = "CNY"
+    default_timezone: str = "Asia/Shanghai"
+    default_language: str = "zh-CN"
+    # Upper DPD bound of each bucket: M0 is dpd <= 0, M1 is 1..30, …, the last bucket is open.
+    bucket_bounds: list[int] = Field(default=[0, 30, 60, 90, 120, 150, 180])
+    # Stage entered at each DPD threshold (inclusive lower bound), in escalation order.
+    stage_thresholds: dict[str, int] = Field(
+        default={"early": 1, "negotiation": 31, "hard": 91, "recovery": 151}
+    )
+    lpr: list[LprRate] = Field(default_factory=lambda: list(DEFAULT_LPR))
+    cycle_partitions: int = Field(default=8, ge=1, le=4096)
+    secret_key: str = "change-me-in-production"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @field_validator("bucket_bounds")
+    @classmethod
+    def _ascending(cls, v: list[int]) -> list[int]:
+        if not v or v[0] != 0 or any(b <= a for a, b in pairwise(v)):
+            raise ValueError("bucket_bounds must start at 0 and be strictly ascending")
+        return v
+
+    @field_validator("stage_thresholds")
+    @classmethod
+    def _stages(cls, v: dict[str, int]) -> dict[str, int]:
+        values = list(v.values())
+        if not values or values[0] < 1 or any(b <= a for a, b in pairwise(values)):
+            raise ValueError("stage_thresholds must be ascending DPD values starting at 1 or more")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("RECOUP_CONFIG", "recoup.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @property
+    def bucket_names(self) -> list[str]:
+        return [f"M{i}" for i in range(len(self.bucket_bounds))] + [f"M{len(self.bucket_bounds)}+"]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

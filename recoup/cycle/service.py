@@ -1,0 +1,424 @@
+"""The daily cycle (日终批处理), set-based.
+
+For an as-of date D, per partition of account ids, in one transaction:
+
+1. aggregate the unpaid instalments due on or before D per account (oldest due date, overdue
+   amount, interest and fees falling due since the account's `recognised_through`, the
+   principal-days on which penalty accrues since `accrued_through`, late fees for instalments
+   whose grace period ended since then);
+2. limit penalty and late fees to the annualised cap;
+3. append ledger entries (recognition, penalty and late-fee accrual);
+4. update the accounts (balances, DPD, bucket, stage, overdue amount, status, watermarks);
+5. return cured accounts to current;
+6. record the partition as done.
+
+Only accounts with something due, or that were delinquent, are touched. Every step is SQL over
+the partition: there is no Python loop per account. Re-running a date changes nothing, because
+the watermarks are already at D; a run killed midway resumes with the partitions that did not
+commit, and each of those starts from exactly the state an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from recoup.core.db import utcnow
+from recoup.core.errors import Conflict, Invalid
+from recoup.core.settings import Settings, get_settings
+from recoup.cycle.models import CyclePartition, CycleRun
+from recoup.ledger import rules
+from recoup.ledger.models import Account
+
+K = rules.YEAR_PPM
+BIG = 1_000_000_000  # "no watermark": more days than any account can have
+
+
+@dataclass
+class CycleResult:
+    run_id: int
+    as_of: dt.date
+    partitions_done: int
+    partitions_skipped: int
+    seconds: float
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class _Sql:
+    """The few expressions that differ between SQLite and PostgreSQL."""
+
+    def __init__(self, dialect: str) -> None:
+        self.pg = dialect == "postgresql"
+
+    def days_to_d(self, col: str) -> str:
+        """Whole days from the date in `col` to the run date :d."""
+        if self.pg:
+            return f"(CAST(:d AS DATE) - {col})"
+        return f"CAST(julianday(:d) - julianday({col}) AS INTEGER)"
+
+    def greatest(self, a: str, b: str) -> str:
+        return f"GREATEST({a}, {b})" if self.pg else f"MAX({a}, {b})"
+
+    def least(self, a: str, b: str) -> str:
+        return f"LEAST({a}, {b})" if self.pg else f"MIN({a}, {b})"
+
+    def sum(self, expr: str) -> str:
+        # PostgreSQL's SUM(bigint) is NUMERIC, whose "/" is not integer division.
+        return f"CAST(SUM({expr}) AS BIGINT)" if self.pg else f"SUM({expr})"
+
+    def false(self) -> str:
+        return "false" if self.pg else "0"
+
+    def temp(self, name: str, select_sql: str) -> str:
+        if self.pg:
+            return f"CREATE TEMP TABLE {name} ON COMMIT DROP AS {select_sql}"
+        return f"CREATE TEMP TABLE {name} AS {select_sql}"
+
+
+def _case_bucket(col: str, bounds: list[int]) -> str:
+    parts = [f"WHEN {col} <= {int(b)} THEN 'M{i}'" for i, b in enumerate(bounds)]
+    return f"(CASE {' '.join(parts)} ELSE 'M{len(bounds)}+' END)"
+
+
+def _case_stage(col: str, thresholds: dict[str, int]) -> str:
+    parts = [
+        f"WHEN {col} >= {int(v)} THEN '{_quote(k)}'"
+        for k, v in sorted(thresholds.items(), key=lambda kv: -kv[1])
+    ]
+    return f"(CASE {' '.join(parts)} ELSE 'current' END)"
+
+
+def _quote(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"stage name {name!r} must be letters, digits and underscores")
+    return name
+
+
+def _scaled(base: str, rate: str, half: bool) -> str:
+    """SQL form of rules.scaled_rate_amount: base*rate/K without 64-bit overflow."""
+    h = K // 2 if half else 0
+    return f"(({base}) / {K}) * ({rate}) + ((({base}) % {K}) * ({rate}) + {h}) / {K}"
+
+
+def partition_sql(dialect: str, settings: Settings) -> list[tuple[str, str]]:
+    """The statements of one partition, in order, as (name, sql)."""
+    q = _Sql(dialect)
+    dd_due = q.days_to_d("i.due_date")
+    dd_acc = f"COALESCE({q.days_to_d('a.accrued_through')}, {BIG})"
+    unpaid_p = "(i.principal_due - i.principal_paid)"
+    unpaid_all = f"({unpaid_p} + (i.interest_due - i.interest_paid) + (i.fee_due - i.fee_paid))"
+    is_new = "(a.recognised_through IS NULL OR i.due_date > a.recognised_through)"
+    scope = (
+        f"i.is_paid = {q.false()} AND i.due_date <= :d AND i.account_id >= :lo "
+        f"AND i.account_id < :hi AND a.status <> 'written_off'"
+    )
+    pen_days = q.greatest("0", q.least(f"{dd_due} - a.grace_days", dd_acc))
+    crossed = f"{dd_due} > a.grace_days AND {dd_due} - a.grace_days <= {dd_acc}"
+    agg = f"""
+        SELECT i.account_id AS id,
+          MIN(CASE WHEN i.due_date < :d THEN i.due_date END) AS oldest_due,
+          {q.sum(f"CASE WHEN i.due_date < :d THEN {unpaid_all} ELSE 0 END")} AS od_sched,
+          {q.sum(f"CASE WHEN {is_new} THEN i.interest_due ELSE 0 END")} AS rec_interest,
+          {q.sum(f"CASE WHEN {is_new} THEN i.fee_due ELSE 0 END")} AS rec_fee,
+          {q.sum(f"CASE WHEN i.due_date < :d THEN {unpaid_p} * {pen_days} ELSE 0 END")}
+            AS pen_base,
+          {
+        q.sum(
+            f"CASE WHEN i.due_date < :d AND {crossed} THEN a.late_fee_fixed + "
+            f"({unpaid_all} * a.late_fee_rate_ppm + 500000) / 1000000 ELSE 0 END"
+        )
+    }
+            AS lf_raw
+        FROM instalment i JOIN account a ON a.id = i.account_id
+        WHERE {scope}
+        GROUP BY i.account_id"""
+    elapsed = q.greatest("0", q.days_to_d("a.start_date"))
+    cap_total = _scaled(f"a.principal * {elapsed}", "a.cap_rate_ppm", half=False)
+    pen_raw = _scaled("g.pen_base", "a.penalty_rate_ppm", half=True)
+    dpd = f"COALESCE({q.days_to_d('g.oldest_due')}, 0)"
+    room = q.greatest("0", f"{cap_total} - (a.charges_total + g.rec_interest + g.rec_fee)")
+    lf_capped = q.least("g.lf_raw", q.greatest("0", "g.room - " + q.least("g.pen_raw", "g.room")))
+    step1 = f"""
+        SELECT g.id, g.oldest_due, g.od_sched, g.rec_interest, g.rec_fee, g.pen_raw, g.lf_raw,
+               g.room, g.dpd,
+               CASE WHEN g.room IS NULL THEN g.pen_raw
+                    ELSE {q.least("g.pen_raw", "g.room")} END AS pen,
+               CASE WHEN g.room IS NULL THEN g.lf_raw
+                    ELSE {lf_capped} END AS lf
+        FROM (
+          SELECT g.id, g.oldest_due, g.od_sched, g.rec_interest, g.rec_fee, g.lf_raw,
+                 {pen_raw} AS pen_raw,
+                 CASE WHEN a.cap_rate_ppm IS NULL THEN NULL
+                      ELSE {room}
+                 END AS room,
+                 {dpd} AS dpd
+          FROM cyc_agg g JOIN account a ON a.id = g.id
+        ) g"""
+    bucket = _case_bucket("c.dpd", settings.bucket_bounds)
+    stage = _case_stage("c.dpd", settings.stage_thresholds)
+    new_status = (
+        "CASE WHEN account.status IN ('current', 'delinquent') THEN "
+        "(CASE WHEN c.dpd > 0 THEN 'delinquent' ELSE 'current' END) "
+        "ELSE account.status END"
+    )
+    cols = "account_id, instalment_seq, entry_date, kind, component, amount, created_at"
+    recognise = f"""
+        INSERT INTO ledger_entry ({cols})
+        SELECT i.account_id, i.seq, i.due_date, 'recognise', '{{comp}}', i.{{comp}}_due, :now
+        FROM instalment i JOIN account a ON a.id = i.account_id
+        WHERE {scope} AND {is_new} AND i.{{comp}}_due > 0"""
+    m0 = rules.bucket_for(0, settings.bucket_bounds)
+    s0 = rules.stage_for(0, settings.stage_thresholds)
+    return [
+        ("drop", "DROP TABLE IF EXISTS cyc"),
+        ("drop_agg", "DROP TABLE IF EXISTS cyc_agg"),
+        ("aggregate", q.temp("cyc_agg", agg)),
+        ("cap", q.temp("cyc", step1)),
+        ("recognise_interest", recognise.format(comp="interest")),
+        ("recognise_fee", recognise.format(comp="fee")),
+        (
+            "accrue_penalty",
+            f"""
+            INSERT INTO ledger_entry ({cols})
+            SELECT id, NULL, :d, 'accrual', 'penalty', pen, :now FROM cyc WHERE pen > 0""",
+        ),
+        (
+            "accrue_late_fee",
+            f"""
+            INSERT INTO ledger_entry ({cols})
+            SELECT id, NULL, :d, 'accrual', 'late_fee', lf, :now FROM cyc WHERE lf > 0""",
+        ),
+        (
+            "update",
+            f"""
+            UPDATE account SET
+              interest_balance = account.interest_balance + c.rec_interest,
+              fee_balance = account.fee_balance + c.rec_fee,
+              penalty_balance = account.penalty_balance + c.pen,
+              late_fee_balance = account.late_fee_balance + c.lf,
+              charges_total = account.charges_total + c.rec_interest + c.rec_fee + c.pen + c.lf,
+              oldest_unpaid_due = c.oldest_due,
+              dpd = c.dpd,
+              bucket = {bucket},
+              stage = {stage},
+              overdue_amount = c.od_sched + account.penalty_balance + c.pen
+                               + account.late_fee_balance + c.lf,
+              status_since = CASE WHEN ({new_status}) <> account.status THEN :d
+                                  ELSE account.status_since END,
+              status = {new_status},
+              recognised_through = :d,
+              accrued_through = :d
+            FROM cyc c WHERE account.id = c.id""",
+        ),
+        (
+            "cure",
+            f"""
+            UPDATE account SET
+              dpd = 0, bucket = '{m0}', stage = '{s0}', oldest_unpaid_due = NULL,
+              overdue_amount = account.penalty_balance + account.late_fee_balance,
+              status_since = CASE WHEN account.status = 'delinquent' THEN :d
+                                  ELSE account.status_since END,
+              status = CASE WHEN account.status = 'delinquent' THEN 'current'
+                            ELSE account.status END
+            WHERE account.id >= :lo AND account.id < :hi
+              AND (account.dpd > 0 OR account.status = 'delinquent')
+              AND NOT EXISTS (SELECT 1 FROM cyc c WHERE c.id = account.id)""",
+        ),
+    ]
+
+
+COUNTS_SQL = """
+    SELECT COUNT(*) AS touched,
+           COALESCE(SUM(CASE WHEN c.dpd > 0 THEN 1 ELSE 0 END), 0) AS delinquent,
+           COALESCE(SUM(CASE WHEN c.dpd > 0 AND a.status = 'current' THEN 1 ELSE 0 END), 0)
+             AS newly_delinquent,
+           COALESCE(SUM(c.pen), 0) AS penalty_accrued,
+           COALESCE(SUM(c.lf), 0) AS late_fees_charged,
+           COALESCE(SUM(c.rec_interest), 0) AS interest_recognised,
+           COALESCE(SUM(c.rec_fee), 0) AS fees_recognised,
+           COALESCE(SUM(CASE WHEN c.room IS NOT NULL AND c.pen + c.lf < c.pen_raw + c.lf_raw
+                        THEN 1 ELSE 0 END), 0) AS capped
+    FROM cyc c JOIN account a ON a.id = c.id"""
+
+COUNT_KEYS = (
+    "touched",
+    "delinquent",
+    "newly_delinquent",
+    "penalty_accrued",
+    "late_fees_charged",
+    "interest_recognised",
+    "fees_recognised",
+    "capped",
+    "cured",
+)
+
+
+def _bounds(id_min: int, id_max: int, n: int) -> list[tuple[int, int]]:
+    """n contiguous, non-empty-width ranges [lo, hi) covering id_min..id_max."""
+    span = max(1, id_max - id_min + 1)
+    step = -(-span // n)
+    out = []
+    for p in range(n):
+        lo = id_min + p * step
+        hi = min(id_min + (p + 1) * step, id_max + 1)
+        out.append((lo, max(lo, hi)))
+    return out
+
+
+def start_run(session: Session, as_of: dt.date, partitions: int) -> CycleRun:
+    """Create the run of a date, or return the unfinished one to resume it."""
+    later = session.scalar(
+        select(CycleRun.as_of)
+        .where(CycleRun.as_of > as_of)
+        .order_by(CycleRun.as_of.desc())
+        .limit(1)
+    )
+    if later is not None:
+        raise Invalid(
+            "as_of",
+            as_of.isoformat(),
+            f"the cycle has already run for a later date ({later.isoformat()}); "
+            "dates cannot go backwards",
+        )
+    unfinished = session.scalar(
+        select(CycleRun.as_of)
+        .where(CycleRun.as_of < as_of, CycleRun.status != "completed")
+        .limit(1)
+    )
+    if unfinished is not None:
+        raise Conflict(
+            f"the run for {unfinished.isoformat()} did not finish; run that date again first"
+        )
+    run = session.scalar(select(CycleRun).where(CycleRun.as_of == as_of))
+    if run is not None:
+        return run
+    id_min, id_max = session.execute(select(func.min(Account.id), func.max(Account.id))).one()
+    run = CycleRun(
+        as_of=as_of,
+        status="running",
+        partitions=partitions,
+        id_min=id_min or 0,
+        id_max=id_max or 0,
+        counts={},
+        started_at=utcnow(),
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def run_partition(
+    conn: Connection,
+    run: CycleRun,
+    partition: int,
+    lo: int,
+    hi: int,
+    statements: list[tuple[str, str]],
+) -> dict[str, int] | None:
+    """Do one partition inside the caller's transaction; None if it was already done."""
+    t0 = time.perf_counter()
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(CyclePartition).values(
+                    run_id=run.id,
+                    partition=partition,
+                    id_from=lo,
+                    id_to=hi,
+                    accounts=0,
+                    counts={},
+                    finished_at=utcnow(),
+                    seconds=0.0,
+                )
+            )
+    except IntegrityError:
+        return None  # done already, by an earlier attempt or by another worker
+    params: dict[str, Any] = {"d": run.as_of, "lo": lo, "hi": hi, "now": utcnow()}
+    counts: dict[str, int] = {}
+    for name, sql in statements:
+        if name == "recognise_interest":  # cyc exists now: read the counts before updating
+            row = conn.execute(text(COUNTS_SQL), params).mappings().one()
+            counts.update({k: int(v) for k, v in row.items()})
+        result = conn.execute(text(sql), params)
+        if name == "cure":
+            counts["cured"] = int(result.rowcount or 0)
+    conn.execute(text("DROP TABLE IF EXISTS cyc"))
+    conn.execute(text("DROP TABLE IF EXISTS cyc_agg"))
+    conn.execute(
+        update(CyclePartition)
+        .where(CyclePartition.run_id == run.id, CyclePartition.partition == partition)
+        .values(
+            accounts=counts.get("touched", 0),
+            counts=counts,
+            finished_at=utcnow(),
+            seconds=time.perf_counter() - t0,
+        )
+    )
+    return counts
+
+
+def run_cycle(
+    engine: Engine,
+    as_of: dt.date,
+    *,
+    partitions: int | None = None,
+    only: list[int] | None = None,
+    settings: Settings | None = None,
+    on_partition: Callable[[int, int], None] | None = None,
+    fail_after: int | None = None,
+) -> CycleResult:
+    """Run (or resume) the cycle for `as_of`. `only` limits the work to some partitions, for
+    spreading one date over several workers. `fail_after` is a test hook that raises after that
+    many partitions have committed, to simulate a crash."""
+    settings = settings or get_settings()
+    t0 = time.perf_counter()
+    with Session(engine) as session, session.begin():
+        run = start_run(session, as_of, partitions or settings.cycle_partitions)
+        session.expunge(run)
+    statements = partition_sql(engine.dialect.name, settings)
+    bounds = _bounds(run.id_min, run.id_max, run.partitions)
+    done = skipped = 0
+    for p, (lo, hi) in enumerate(bounds):
+        if only is not None and p not in only:
+            continue
+        if fail_after is not None and done >= fail_after:
+            raise RuntimeError(f"simulated crash after {done} partitions")
+        with engine.begin() as conn:
+            counts = run_partition(conn, run, p, lo, hi, statements)
+        if counts is None:
+            skipped += 1
+        else:
+            done += 1
+        if on_partition is not None:
+            on_partition(p, len(bounds))
+    elapsed = time.perf_counter() - t0
+    with Session(engine) as session, session.begin():
+        run = session.get_one(CycleRun, run.id)
+        rows = session.scalars(select(CyclePartition).where(CyclePartition.run_id == run.id)).all()
+        totals = dict.fromkeys(COUNT_KEYS, 0)
+        for row in rows:
+            for key in COUNT_KEYS:
+                totals[key] += int(row.counts.get(key, 0))
+        run.duration_seconds = (run.duration_seconds or 0.0) + elapsed
+        if len(rows) == run.partitions:
+            run.status = "completed"
+            run.finished_at = utcnow()
+            totals["accounts"] = int(session.scalar(select(func.count(Account.id))) or 0)
+        run.counts = totals
+        result = CycleResult(run.id, as_of, done, skipped, elapsed, dict(totals))
+    return result
+
+
+def list_runs(session: Session, limit: int = 50, offset: int = 0) -> list[CycleRun]:
+    return list(
+        session.scalars(
+            select(CycleRun).order_by(CycleRun.as_of.desc()).limit(limit).offset(offset)
+        )
+    )

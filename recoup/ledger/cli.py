@@ -1,0 +1,9 @@
+"""`recoup import …` and `recoup export …`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    _ = app
