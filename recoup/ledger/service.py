@@ -59,6 +59,9 @@ CONTACT_FIELDS = (
     "is_active",
 )
 LANGUAGES = ("zh-CN", "en")
+# Bounds that keep every product of the cycle's integer arithmetic inside 64 bits.
+MAX_AMOUNT = 10**12  # minor units: 10 billion yuan
+MAX_RATE_PPM = rules.PPM  # 100% a year
 _ZONES: set[str] | None = None
 
 
@@ -430,9 +433,15 @@ def create_account(
         errors.append(FieldError("kind", kind, "must be 'loan' or 'invoice'"))
     if principal <= 0:
         errors.append(FieldError("principal", principal, "must be positive"))
+    elif principal > MAX_AMOUNT:
+        errors.append(FieldError("principal", principal, f"at most {MAX_AMOUNT} minor units"))
     for name, value in terms.items():
         if value < 0:
             errors.append(FieldError(name, value, "must not be negative"))
+        elif name.endswith("_ppm") and value > MAX_RATE_PPM:
+            errors.append(FieldError(name, value, "at most 100% a year"))
+        elif name == "late_fee_fixed" and value > MAX_AMOUNT:
+            errors.append(FieldError(name, value, f"at most {MAX_AMOUNT} minor units"))
     if terms["grace_days"] > 365:
         errors.append(FieldError("grace_days", terms["grace_days"], "at most 365"))
     if terms["late_fee_rate_ppm"] > rules.PPM:

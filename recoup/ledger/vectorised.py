@@ -98,7 +98,7 @@ def generate_schedules(loans: pl.DataFrame) -> pl.DataFrame:
             equal_part=pl.col("principal") // pl.col("term"),
             balance=pl.col("principal"),
         )
-        max_term = int(state["term"].max() or 0)
+        max_term = int(state.select(pl.col("term").max()).item() or 0)
         for k in range(1, max_term + 1):
             state = state.filter(pl.col("term") >= k)
             interest = _div_half_up(pl.col("balance") * pl.col("interest_rate_ppm"), month)
