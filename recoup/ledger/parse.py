@@ -1,0 +1,429 @@
+"""Parsing the messy values of real spreadsheets, vectorised: every function here builds Polars
+expressions over a whole column, never a Python loop over rows.
+
+Each parser returns a `Parsed` pair: the value (null where the cell is empty or bad) and the
+reason the cell was refused (null where it is empty or fine), in English and Chinese. Whether an
+empty cell is allowed is the caller's business.
+
+What is accepted is what can be read one way only:
+- amounts: "1234.5", "1,234.50", "1 234.50", "１２３４．５", "¥1,234", "1,234元", "1.2345E+03",
+  "1.5万", "(100.00)" or "-100" when negatives are allowed; never more decimals than the currency
+  has unless they are zeros ("12.340" is fine for CNY, "12.345" is refused). Exact: digit strings
+  are scaled as integers, never through a float.
+- dates: 2026-01-05, 2026/1/5, 2026.01.05, 20260105, 2026年1月5日, a time of day after the date
+  (dropped), Excel serial numbers in .xlsx cells; 05/01/2026 only when the day is unambiguous
+  (one part above 12, or both parts equal).
+- rates: percent a year ("18.25", "18.25%", "年化18.25%") or per day ("万分之五", "日息万分之2.5").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+MAX_DIGITS = 18  # 10**18 < 2**63: every accepted amount fits a BIGINT
+
+
+@dataclass(frozen=True)
+class Parsed:
+    value: pl.Expr
+    error: pl.Expr
+
+
+# --------------------------------------------------------------------------- cleaning
+
+# Full-width forms (U+FF01..U+FF5E) are ASCII shifted by 0xFEE0; U+3000 is the ideographic space.
+_FULL_WIDTH = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}
+_FULL_WIDTH.update(
+    {
+        "\u3000": " ",  # ideographic space
+        "\u00a0": " ",  # no-break space
+        "\u2009": " ",  # thin space
+        "\u202f": " ",  # narrow no-break space
+        "\ufeff": "",  # byte-order mark pasted into a cell
+        "\u200b": "",  # zero-width space
+        "\uffe5": "¥",  # full-width yen/yuan sign
+        "\u2212": "-",  # minus sign
+        "\u3002": ".",  # ideographic full stop typed for a decimal point
+    }
+)
+# The same, as a str.translate table (for headers and other plain strings).
+FULL_WIDTH_TABLE = {ord(k): v for k, v in _FULL_WIDTH.items()}
+_NON_ASCII = r"[^\x00-\x7F]"
+
+
+def half_width(expr: pl.Expr) -> pl.Expr:
+    """Full-width digits, letters, punctuation and spaces to their ASCII forms."""
+    return expr.str.replace_many(list(_FULL_WIDTH), list(_FULL_WIDTH.values()))
+
+
+def clean(expr: pl.Expr, *, has_non_ascii: bool = True) -> pl.Expr:
+    """Half-width, trimmed (including U+3000), with empty cells as null."""
+    out = half_width(expr) if has_non_ascii else expr
+    out = out.str.strip_chars()
+    return pl.when(out.str.len_bytes() == 0).then(None).otherwise(out)
+
+
+def clean_frame(df: pl.DataFrame, columns: list[str] | None = None) -> pl.DataFrame:
+    """`clean` every string column; the full-width pass runs only on columns that need it."""
+    names = [c for c in (columns or df.columns) if df.schema[c] == pl.String]
+    if not names or df.height == 0:
+        return df
+    flags = df.select(pl.col(c).str.contains(_NON_ASCII).any().alias(c) for c in names).row(0)
+    return df.with_columns(
+        clean(pl.col(c), has_non_ascii=bool(flag)).alias(c)
+        for c, flag in zip(names, flags, strict=True)
+    )
+
+
+def _why(english: str, chinese: str) -> str:
+    return f"{english} / {chinese}"
+
+
+def _reason(bad: pl.Expr, english: str, chinese: str) -> pl.Expr:
+    return pl.when(bad).then(pl.lit(_why(english, chinese)))
+
+
+def first_error(*errors: pl.Expr) -> pl.Expr:
+    """The first non-null reason among several checks of one cell."""
+    return pl.coalesce(*errors)
+
+
+# --------------------------------------------------------------------------- numbers
+
+_BODY = (
+    r"(?P<int>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?: [0-9]{3})+|[0-9]*)"
+    r"(?:\.(?P<frac>[0-9]*))?"
+    r"(?:[eE](?P<exp>[+-]?[0-9]{1,3}))?"
+    r"(?P<unit>万|亿)?"
+)
+_NUMBER = rf"^(?P<sign>[+-])?{_BODY}$"
+_POW10 = {k: 10**k for k in range(MAX_DIGITS + 1)}
+
+
+def _scaled_integer(
+    groups: pl.Expr, places: int | pl.Expr
+) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """From the groups of _NUMBER: (unsigned integer of value * 10**places, too_many_decimals,
+    too_large, is_empty_number). Integer arithmetic on the digit string only."""
+    int_part = groups.struct.field("int").str.replace_all(r"[, ]", "")
+    frac = groups.struct.field("frac").fill_null("")
+    exp = groups.struct.field("exp").cast(pl.Int64, strict=False).fill_null(0)
+    unit = (
+        pl.when(groups.struct.field("unit") == "万")
+        .then(4)
+        .when(groups.struct.field("unit") == "亿")
+        .then(8)
+        .otherwise(0)
+    )
+    no_digits = (int_part.str.len_chars() + frac.str.len_chars()) == 0
+    digits = pl.concat_str(int_part, frac).str.strip_chars_start("0")
+    n = digits.str.len_chars().cast(pl.Int64)
+    shift = exp + unit + places - frac.str.len_chars().cast(pl.Int64)
+    k = (-shift).clip(lower_bound=0)  # digits that would fall below the minor unit
+    dropped = digits.str.tail(k.clip(upper_bound=n))
+    too_many_decimals = (n > 0) & (shift < 0) & ((k >= n) | dropped.str.contains("[1-9]"))
+    kept = digits.str.slice(0, (n - k).clip(lower_bound=0))
+    kept_len = (n - k).clip(lower_bound=0)
+    up = shift.clip(lower_bound=0)
+    too_large = (n > 0) & ~too_many_decimals & ((kept_len + up) > MAX_DIGITS)
+    mantissa = (
+        pl.when(kept_len == 0)
+        .then(pl.lit(0, pl.Int64))
+        .otherwise(kept.cast(pl.Int64, strict=False))
+    )
+    factor = up.clip(upper_bound=MAX_DIGITS).replace_strict(_POW10, return_dtype=pl.Int64)
+    value = (
+        pl.when(too_many_decimals | too_large | (n == 0))
+        .then(pl.lit(0, pl.Int64))
+        .otherwise(mantissa * factor)
+    )
+    return value, too_many_decimals, too_large, no_digits
+
+
+# Currency markers a cell may carry, and the currencies they can stand for.
+_SYMBOLS = {
+    "¥": ("CNY", "JPY"),
+    "元": ("CNY",),
+    "人民币": ("CNY",),
+    "RMB": ("CNY",),
+    "CNY": ("CNY",),
+    "$": ("USD",),
+    "USD": ("USD",),
+    "US$": ("USD",),
+}
+_SYMBOL_RE = "|".join(sorted((s.replace("$", r"\$") for s in _SYMBOLS), key=len, reverse=True))
+_AMOUNT = (
+    rf"^(?P<sign>[+-])?\s*(?P<pre>{_SYMBOL_RE})?\s*(?P<sign2>[+-])?{_BODY}"
+    rf"\s*(?P<suf>{_SYMBOL_RE})?$"
+)
+
+
+def amount(
+    expr: pl.Expr,
+    decimals: int | pl.Expr = 2,
+    *,
+    currency: pl.Expr | None = None,
+    allow_negative: bool = False,
+    allow_zero: bool = True,
+) -> Parsed:
+    """An amount in minor units (Int64) of a currency with `decimals` decimal places."""
+    in_parens = expr.str.contains(r"^\(.*\)$")
+    s = pl.when(in_parens).then(expr.str.slice(1, expr.str.len_chars() - 2)).otherwise(expr)
+    groups = s.str.strip_chars().str.extract_groups(_AMOUNT)
+    matched = groups.struct.field("int").is_not_null()
+    value, too_many, too_large, no_digits = _scaled_integer(groups, decimals)
+    minus = (groups.struct.field("sign") == "-").fill_null(False) | (
+        groups.struct.field("sign2") == "-"
+    ).fill_null(False)
+    signs = (
+        groups.struct.field("sign").is_not_null().cast(pl.Int8)
+        + groups.struct.field("sign2").is_not_null().cast(pl.Int8)
+        + in_parens.cast(pl.Int8)
+    )
+    negative = in_parens | minus
+    signed = pl.when(negative).then(-value).otherwise(value)
+    prefix, suffix = groups.struct.field("pre"), groups.struct.field("suf")
+    symbol = pl.coalesce(prefix, suffix)
+    symbol_error: pl.Expr = pl.lit(None, pl.String)
+    if currency is not None:
+        fits = pl.lit(False)
+        for mark, codes in _SYMBOLS.items():
+            fits = fits | ((symbol == mark) & currency.is_in(list(codes)))
+        symbol_error = _reason(
+            symbol.is_not_null() & ~fits,
+            "currency symbol does not match the account's currency",
+            "货币符号与账户币种不符",
+        )
+    bad_format = ~matched | no_digits | (signs > 1) | (prefix.is_not_null() & suffix.is_not_null())
+    error = first_error(
+        _reason(bad_format, "not an amount", "不是有效金额"),
+        _reason(too_many, "more decimal places than the currency has", "小数位数超过币种允许"),
+        _reason(too_large, "amount too large", "金额过大"),
+        _reason(
+            negative & (value != 0) & pl.lit(not allow_negative),
+            "must not be negative",
+            "不能为负数",
+        ),
+        _reason((value == 0) & pl.lit(not allow_zero), "must be more than zero", "必须大于零"),
+        symbol_error,
+    )
+    error = pl.when(expr.is_null()).then(None).otherwise(error)
+    return Parsed(pl.when(error.is_null() & expr.is_not_null()).then(signed), error)
+
+
+# Chinese numerals that appear in "万分之五"-style daily rates.
+_CN_DIGITS = {
+    "零": "0",
+    "一": "1",
+    "二": "2",
+    "两": "2",
+    "三": "3",
+    "四": "4",
+    "五": "5",
+    "六": "6",
+    "七": "7",
+    "八": "8",
+    "九": "9",
+    "十": "10",
+    "点": ".",
+}
+
+
+def rate_ppm(expr: pl.Expr) -> Parsed:
+    """An annual rate in parts per million from percent a year or "万分之N" a day.
+
+    A bare number below 1 without "%" is refused: 0.1825 may be a ratio (18.25 %) or 0.1825 %.
+    """
+    s = expr.str.replace_all(r"\s+", "")
+    daily = s.str.extract(r"^(?:日息|日利率|日)?万分之(.+)$", 1)
+    daily = daily.str.replace_many(list(_CN_DIGITS), list(_CN_DIGITS.values()))
+    annual = s.str.replace(r"^(?:年化利率|年化|年利率|年息|年率)", "")
+    has_pct = annual.str.ends_with("%")
+    annual = annual.str.strip_suffix("%")
+    d_groups = daily.str.extract_groups(_NUMBER)
+    a_groups = annual.str.extract_groups(_NUMBER)
+    is_daily = daily.is_not_null()
+    groups = pl.when(is_daily).then(d_groups).otherwise(a_groups)
+    # percent a year -> ppm is 10**4; per ten-thousand a day -> ppm a year is 100 * 365.
+    value, too_many, too_large, no_digits = _scaled_integer(
+        groups, pl.when(is_daily).then(2).otherwise(4)
+    )
+    value = pl.when(is_daily).then(value * 365).otherwise(value)
+    matched = groups.struct.field("int").is_not_null() & ~no_digits
+    negative = (groups.struct.field("sign") == "-").fill_null(False)
+    ambiguous = ~is_daily & ~has_pct & (value > 0) & (value < 10_000)
+    error = first_error(
+        _reason(
+            ~matched | (groups.struct.field("unit").is_not_null()), "not a rate", "不是有效利率"
+        ),
+        _reason(too_many | too_large, "too many decimal places", "小数位数过多"),
+        _reason(negative & (value != 0), "must not be negative", "不能为负数"),
+        _reason(
+            ambiguous,
+            "ambiguous: write a percent a year such as 18.25 or 18.25%",
+            "含义不明确，请填写年化百分比，如18.25或18.25%",
+        ),
+    )
+    error = pl.when(expr.is_null()).then(None).otherwise(error)
+    return Parsed(pl.when(error.is_null() & expr.is_not_null()).then(value), error)
+
+
+def integer(expr: pl.Expr, *, lo: int, hi: int, units: tuple[str, ...] = ()) -> Parsed:
+    """A whole number in [lo, hi], optionally followed by a unit word ("12期", "3天")."""
+    s = expr
+    if units:
+        alternatives = "|".join(sorted(units, key=len, reverse=True))
+        s = s.str.replace(rf"\s*(?:{alternatives})$", "")
+    groups = s.str.extract_groups(r"^(?P<sign>[+-])?(?P<int>[0-9]{1,9})(?:\.0*)?$")
+    number = groups.struct.field("int").cast(pl.Int64, strict=False)
+    number = pl.when(groups.struct.field("sign") == "-").then(-number).otherwise(number)
+    error = first_error(
+        _reason(number.is_null(), "not a whole number", "不是整数"),
+        _reason(
+            (number < lo) | (number > hi),
+            f"must be between {lo} and {hi}",
+            f"必须在{lo}到{hi}之间",
+        ),
+    )
+    error = pl.when(expr.is_null()).then(None).otherwise(error)
+    return Parsed(pl.when(error.is_null()).then(number), error)
+
+
+# --------------------------------------------------------------------------- dates
+
+EXCEL_EPOCH = dt.date(1899, 12, 30)  # serial 1 is 1900-01-01, through Lotus' phantom 1900-02-29
+_YEARS = (1900, 2199)
+
+
+def date(expr: pl.Expr, *, excel_serial: bool = False) -> Parsed:
+    """A calendar date from the common written forms; see the module docstring."""
+    s = (
+        expr.str.replace_all(r"\s+", " ")
+        .str.replace_all("[年月]", "-")
+        .str.replace_all("日", "")
+        .str.replace_all(r"[/.]", "-")
+        .str.strip_chars()
+    )
+    # A time of day after the date ("2026-01-05 00:00:00", "2026-01-05T09:30") is dropped.
+    s = s.str.replace(r"[ T][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:-[0-9]+)?)?$", "")
+    ymd = s.str.extract_groups(r"^(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})$")
+    compact = s.str.extract_groups(r"^(?P<y>[0-9]{4})(?P<m>[0-9]{2})(?P<d>[0-9]{2})$")
+    dmy = s.str.extract_groups(r"^(?P<a>[0-9]{1,2})-(?P<b>[0-9]{1,2})-(?P<y>[0-9]{4})$")
+    two_digit_year = s.str.contains(r"^[0-9]{1,2}-[0-9]{1,2}-[0-9]{2}$") | s.str.contains(
+        r"^[0-9]{2}-[0-9]{1,2}-[0-9]{1,2}$"
+    )
+
+    def num(e: pl.Expr) -> pl.Expr:
+        return e.cast(pl.Int32, strict=False)
+
+    a, b = num(dmy.struct.field("a")), num(dmy.struct.field("b"))
+    day_first = (a > 12) & (b <= 12)
+    month_first = (b > 12) & (a <= 12)
+    same = a == b
+    ambiguous = (a <= 12) & (b <= 12) & (a != b)
+    dmy_day = pl.when(day_first | same).then(a).when(month_first).then(b)
+    dmy_month = pl.when(day_first | same).then(b).when(month_first).then(a)
+    y = pl.coalesce(
+        num(ymd.struct.field("y")), num(compact.struct.field("y")), num(dmy.struct.field("y"))
+    )
+    m = pl.coalesce(num(ymd.struct.field("m")), num(compact.struct.field("m")), dmy_month)
+    d = pl.coalesce(num(ymd.struct.field("d")), num(compact.struct.field("d")), dmy_day)
+    text = pl.format(
+        "{}-{}-{}",
+        y.cast(pl.String).str.pad_start(4, "0"),
+        m.cast(pl.String).str.pad_start(2, "0"),
+        d.cast(pl.String).str.pad_start(2, "0"),
+    )
+    value = text.str.to_date("%Y-%m-%d", strict=False)
+    parts_found = y.is_not_null() & m.is_not_null() & d.is_not_null()
+    if excel_serial:
+        serial = expr.str.extract(r"^([0-9]{5})(?:\.0+)?$", 1).cast(pl.Int64, strict=False)
+        # 1954-10-03 .. 2199-12-31: a five-digit number in a date column of a workbook
+        serial_ok = serial.is_between(20_000, 109_574).fill_null(False)
+        value = (
+            pl.when(serial_ok).then(pl.lit(EXCEL_EPOCH) + pl.duration(days=serial)).otherwise(value)
+        )
+        parts_found = parts_found | serial_ok
+    error = first_error(
+        _reason(
+            dmy.struct.field("y").is_not_null() & ambiguous,
+            "ambiguous day/month order; write 2026-01-05",
+            "日/月顺序不明确，请写成2026-01-05",
+        ),
+        _reason(
+            two_digit_year & dmy.struct.field("y").is_null(),
+            "two-digit year; write 2026-01-05",
+            "两位数年份不明确，请写成2026-01-05",
+        ),
+        _reason(~parts_found, "not a date", "不是有效日期"),
+        _reason(value.is_null(), "no such day", "日期不存在"),
+        _reason(
+            ~value.dt.year().is_between(*_YEARS),
+            f"year outside {_YEARS[0]}–{_YEARS[1]}",
+            f"年份不在{_YEARS[0]}–{_YEARS[1]}之间",
+        ),
+    )
+    error = pl.when(expr.is_null()).then(None).otherwise(error)
+    return Parsed(pl.when(error.is_null()).then(value), error)
+
+
+# --------------------------------------------------------------------------- words
+
+TRUE_WORDS = ("yes", "y", "true", "t", "1", "1.0", "是", "对", "有", "√")
+FALSE_WORDS = ("no", "n", "false", "f", "0", "0.0", "否", "错", "无", "×")
+
+
+def boolean(expr: pl.Expr) -> Parsed:
+    mapping = {**dict.fromkeys(TRUE_WORDS, True), **dict.fromkeys(FALSE_WORDS, False)}
+    value = expr.str.to_lowercase().replace_strict(mapping, default=None, return_dtype=pl.Boolean)
+    error = _reason(expr.is_not_null() & value.is_null(), "must be yes or no", "必须是“是”或“否”")
+    return Parsed(value, error)
+
+
+def choice(expr: pl.Expr, aliases: Mapping[str, str], what_en: str, what_zh: str) -> Parsed:
+    """One of a few words; `aliases` maps every accepted spelling (lower case) to the canonical
+    value. Matching ignores case, spaces, hyphens and underscores."""
+    keys = {_word_key(k): v for k, v in aliases.items()}
+    value = (
+        expr.str.to_lowercase()
+        .str.replace_all(r"[\s_\-]", "")
+        .replace_strict(keys, default=None, return_dtype=pl.String)
+    )
+    allowed = ", ".join(sorted(set(aliases.values())))
+    error = _reason(
+        expr.is_not_null() & value.is_null(),
+        f"{what_en} must be one of: {allowed}",
+        f"{what_zh}必须是以下之一：{allowed}",
+    )
+    return Parsed(value, error)
+
+
+def _word_key(word: str) -> str:
+    return "".join(c for c in word.lower() if c not in " _-")
+
+
+def text(expr: pl.Expr, max_len: int) -> Parsed:
+    error = _reason(
+        expr.str.len_chars() > max_len,
+        f"longer than {max_len} characters",
+        f"超过{max_len}个字符",
+    )
+    return Parsed(pl.when(error.is_null()).then(expr), error)
+
+
+def phone(expr: pl.Expr) -> Parsed:
+    """The same test as ledger.service.validate_contact: digits, + - ( ) and spaces, 5+ digits."""
+    digits = expr.str.count_matches("[0-9]")
+    bad = ~expr.str.contains(r"^[0-9+\-() ]+$") | (digits < 5)
+    error = _reason(expr.is_not_null() & bad, "not a phone number", "不是有效电话号码")
+    return Parsed(pl.when(error.is_null()).then(expr), error)
+
+
+def email(expr: pl.Expr) -> Parsed:
+    bad = ~expr.str.contains("@") | expr.str.starts_with("@") | expr.str.ends_with("@")
+    error = _reason(expr.is_not_null() & bad, "not an email address", "不是有效电子邮箱")
+    return Parsed(pl.when(error.is_null()).then(expr), error)
