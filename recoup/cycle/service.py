@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recoup.core.db import utcnow
-from recoup.core.errors import Conflict, Invalid
+from recoup.core.errors import Conflict, Invalid, NotFound
 from recoup.core.settings import Settings, get_settings
 from recoup.cycle.models import CyclePartition, CycleRun
 from recoup.ledger import rules
@@ -422,3 +422,14 @@ def list_runs(session: Session, limit: int = 50, offset: int = 0) -> list[CycleR
             select(CycleRun).order_by(CycleRun.as_of.desc()).limit(limit).offset(offset)
         )
     )
+
+
+def count_runs(session: Session) -> int:
+    return int(session.scalar(select(func.count(CycleRun.id))) or 0)
+
+
+def get_run(session: Session, as_of: dt.date) -> CycleRun:
+    run = session.scalar(select(CycleRun).where(CycleRun.as_of == as_of))
+    if run is None:
+        raise NotFound(f"the cycle has not run for {as_of.isoformat()}")
+    return run

@@ -399,6 +399,7 @@ def create_account(
     late_fee_fixed: int | None = None,
     late_fee_rate_ppm: int | None = None,
     grace_days: int | None = None,
+    currency: str | None = None,
 ) -> Account:
     """Open a loan (schedule generated or given) or an invoice (one due date).
 
@@ -429,6 +430,8 @@ def create_account(
         "grace_days": term_of("grace_days", grace_days, 0),
     }
     errors: list[FieldError] = []
+    if currency is not None and currency.upper() != portfolio.currency:
+        errors.append(FieldError("currency", currency, f"the portfolio is in {portfolio.currency}"))
     if kind not in ("loan", "invoice"):
         errors.append(FieldError("kind", kind, "must be 'loan' or 'invoice'"))
     if principal <= 0:
@@ -721,10 +724,16 @@ def post_payment(
     returns the first payment unchanged (created False) if it matches, else a Conflict."""
     existing = session.scalar(select(Payment).where(Payment.external_ref == external_ref))
     if existing is not None:
-        if existing.account_id != account_id or existing.amount != amount:
+        if (
+            existing.account_id != account_id
+            or existing.amount != amount
+            or existing.value_date != value_date
+            or (currency is not None and currency.upper() != existing.currency)
+        ):
             raise Conflict(
                 f"payment reference {external_ref!r} was already posted with different details "
-                f"(account {existing.account_id}, amount {existing.amount})"
+                f"(account {existing.account_id}, amount {existing.amount} {existing.currency}, "
+                f"value date {existing.value_date.isoformat()})"
             )
         return existing, False
     account = session.scalar(select(Account).where(Account.id == account_id).with_for_update())
@@ -842,3 +851,233 @@ def cached_balances(account: Account) -> dict[str, int]:
     out = {c: getattr(account, _BALANCE[c]) for c in rules.COMPONENTS}
     out["credit"] = -account.credit_balance
     return out
+
+
+# --------------------------------------------------------------------------- reads
+# One page of rows plus the total. Every filter is a SQL WHERE clause and the total a COUNT in
+# SQL, so a page costs the same with 1,000,000 accounts loaded as with ten.
+
+MAX_ID = 2**31 - 1  # ids are 32-bit INTEGER columns
+
+
+@dataclass
+class Page:
+    items: list[Any]
+    total: int
+    limit: int
+    offset: int
+
+
+def _page(
+    session: Session,
+    model: type[Any],
+    where: Sequence[Any],
+    order_by: Sequence[Any],
+    limit: int,
+    offset: int,
+) -> Page:
+    total = session.scalar(select(func.count()).select_from(model).where(*where))
+    rows = session.scalars(
+        select(model).where(*where).order_by(*order_by).limit(limit).offset(offset)
+    )
+    return Page(list(rows), int(total or 0), limit, offset)
+
+
+def _resolve(session: Session, model: type[Any], value: str, field_name: str) -> int:
+    """An id or a code (the code wins when a code is all digits) -> the row's id."""
+    ident = session.scalar(select(model.id).where(model.code == value))
+    if ident is None and value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ID:
+        ident = session.scalar(select(model.id).where(model.id == int(value)))
+    if ident is None:
+        raise Invalid(field_name, value, f"no {model.__tablename__} with this id or code")
+    return int(ident)
+
+
+def get_creditor(session: Session, creditor_id: int) -> Creditor:
+    result: Creditor = _get(session, Creditor, creditor_id, "creditor")
+    return result
+
+
+def list_creditors(session: Session, *, limit: int = 50, offset: int = 0) -> Page:
+    return _page(session, Creditor, [], [Creditor.id], limit, offset)
+
+
+def get_portfolio(session: Session, portfolio_id: int) -> Portfolio:
+    result: Portfolio = _get(session, Portfolio, portfolio_id, "portfolio")
+    return result
+
+
+def list_portfolios(
+    session: Session, *, creditor_id: int | None = None, limit: int = 50, offset: int = 0
+) -> Page:
+    where = [] if creditor_id is None else [Portfolio.creditor_id == creditor_id]
+    return _page(session, Portfolio, where, [Portfolio.id], limit, offset)
+
+
+def get_product(session: Session, product_id: int) -> Product:
+    result: Product = _get(session, Product, product_id, "product")
+    return result
+
+
+def list_products(
+    session: Session, *, portfolio_id: int | None = None, limit: int = 50, offset: int = 0
+) -> Page:
+    where = [] if portfolio_id is None else [Product.portfolio_id == portfolio_id]
+    return _page(session, Product, where, [Product.id], limit, offset)
+
+
+def get_debtor(session: Session, debtor_id: int) -> Debtor:
+    result: Debtor = _get(session, Debtor, debtor_id, "debtor")
+    return result
+
+
+def list_debtors(
+    session: Session,
+    *,
+    kind: str | None = None,
+    region: str | None = None,
+    name: str | None = None,
+    external_ref: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page:
+    """Debtors by kind, region (indexed), external reference (unique) and a case-insensitive
+    part of the name."""
+    where: list[Any] = []
+    if kind is not None:
+        where.append(Debtor.kind == kind)
+    if region is not None:
+        where.append(Debtor.region == region)
+    if external_ref is not None:
+        where.append(Debtor.external_ref == external_ref)
+    if name:
+        where.append(Debtor.name.icontains(name, autoescape=True))
+    return _page(session, Debtor, where, [Debtor.id], limit, offset)
+
+
+def debtor_history(session: Session, debtor_id: int, *, limit: int = 50, offset: int = 0) -> Page:
+    """Profile and contact-point changes of a debtor, newest first."""
+    _get(session, Debtor, debtor_id, "debtor")
+    return _page(
+        session,
+        ChangeLog,
+        [ChangeLog.debtor_id == debtor_id],
+        [ChangeLog.changed_at.desc(), ChangeLog.id.desc()],
+        limit,
+        offset,
+    )
+
+
+def list_flags(
+    session: Session,
+    debtor_id: int,
+    *,
+    active: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page:
+    """Flags of a debtor, set and cleared (the history), or only the active or cleared ones."""
+    _get(session, Debtor, debtor_id, "debtor")
+    where: list[Any] = [DebtorFlag.debtor_id == debtor_id]
+    if active is True:
+        where.append(DebtorFlag.cleared_at.is_(None))
+    elif active is False:
+        where.append(DebtorFlag.cleared_at.is_not(None))
+    return _page(session, DebtorFlag, where, [DebtorFlag.id], limit, offset)
+
+
+def list_contact_points(
+    session: Session, debtor_id: int, *, limit: int = 50, offset: int = 0
+) -> Page:
+    _get(session, Debtor, debtor_id, "debtor")
+    return _page(
+        session,
+        ContactPoint,
+        [ContactPoint.debtor_id == debtor_id],
+        [ContactPoint.id],
+        limit,
+        offset,
+    )
+
+
+def list_accounts(
+    session: Session,
+    *,
+    bucket: str | None = None,
+    dpd_min: int | None = None,
+    dpd_max: int | None = None,
+    status: str | None = None,
+    portfolio: str | None = None,
+    creditor: str | None = None,
+    debtor_id: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page:
+    """Accounts by bucket, DPD range, status, portfolio or creditor (id or code) and debtor,
+    in id order. Portfolio and creditor codes are resolved to ids first so that the account
+    indexes (portfolio_id, bucket), (status), (debtor_id) serve the WHERE clause."""
+    where: list[Any] = []
+    if bucket is not None:
+        names = get_settings().bucket_names
+        # "M7+" arrives as "M7 " when a client forgets to percent-encode the plus sign.
+        wanted = bucket.strip()
+        if wanted not in names and f"{wanted}+" in names:
+            wanted = f"{wanted}+"
+        if wanted not in names:
+            raise Invalid("bucket", bucket, f"must be one of {', '.join(names)}")
+        where.append(Account.bucket == wanted)
+    if dpd_min is not None and dpd_max is not None and dpd_min > dpd_max:
+        raise Invalid("dpd_max", dpd_max, f"must not be below dpd_min ({dpd_min})")
+    if dpd_min is not None:
+        where.append(Account.dpd >= dpd_min)
+    if dpd_max is not None:
+        where.append(Account.dpd <= dpd_max)
+    if status is not None:
+        if status not in rules.STATUSES:
+            raise Invalid("status", status, f"must be one of {', '.join(rules.STATUSES)}")
+        where.append(Account.status == status)
+    if portfolio is not None:
+        where.append(Account.portfolio_id == _resolve(session, Portfolio, portfolio, "portfolio"))
+    if creditor is not None:
+        creditor_id = _resolve(session, Creditor, creditor, "creditor")
+        where.append(
+            Account.portfolio_id.in_(
+                select(Portfolio.id).where(Portfolio.creditor_id == creditor_id)
+            )
+        )
+    if debtor_id is not None:
+        where.append(Account.debtor_id == debtor_id)
+    return _page(session, Account, where, [Account.id], limit, offset)
+
+
+def list_ledger_entries(
+    session: Session, account_id: int, *, limit: int = 50, offset: int = 0
+) -> Page:
+    """The account's ledger in the order it was written."""
+    _get(session, Account, account_id, "account")
+    return _page(
+        session,
+        LedgerEntry,
+        [LedgerEntry.account_id == account_id],
+        [LedgerEntry.id],
+        limit,
+        offset,
+    )
+
+
+def get_payment(session: Session, payment_id: int) -> Payment:
+    result: Payment = _get(session, Payment, payment_id, "payment")
+    return result
+
+
+def list_payments(session: Session, account_id: int, *, limit: int = 50, offset: int = 0) -> Page:
+    """Payments of an account, newest value date first."""
+    _get(session, Account, account_id, "account")
+    return _page(
+        session,
+        Payment,
+        [Payment.account_id == account_id],
+        [Payment.value_date.desc(), Payment.id.desc()],
+        limit,
+        offset,
+    )
