@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recoup import __version__
 from recoup.core.db import get_engine
-from recoup.core.errors import DomainError
+from recoup.core.errors import DomainError, Invalid
+from recoup.web.pages import is_page_request, render_error
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -29,20 +32,46 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or str(loc[0] if loc else "request")
 
 
+def _field_error(err: Mapping[str, Any]) -> dict[str, Any]:
+    """One validation error as {field, value, why}, always JSON-serialisable (the input may be
+    NaN or Infinity, which Python's JSON parser accepts, or a long string)."""
+    loc = err.get("loc", ())
+    why = str(err.get("msg", "invalid"))
+    value = err.get("input")
+    if err.get("type") == "json_invalid":  # loc is ("body", character position)
+        field, value = "body", None
+        reason = (err.get("ctx") or {}).get("error", why)
+        why = f"invalid JSON at character {loc[-1] if loc else 0}: {reason}"
+    else:
+        field = _field_path(loc)
+    if err.get("type") == "missing":  # the input is the enclosing object, not the field's
+        value = None
+    if isinstance(value, float) and not math.isfinite(value):
+        value = str(value)
+    elif isinstance(value, str):  # a lone surrogate cannot be encoded in the response
+        value = value[:200].encode("utf-8", "replace").decode("utf-8")
+    elif not isinstance(value, int | float | bool | type(None)):
+        value = str(value)[:200]
+    return {"field": field, "value": value, "why": why}
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    # Pages get an error page in the reader's language; the API keeps problem-details JSON.
     @app.exception_handler(DomainError)
-    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        if is_page_request(request):
+            fields = (
+                [(e.field, str(e.value)) for e in exc.errors] if isinstance(exc, Invalid) else []
+            )
+            return render_error(request, exc.status, fields)
         return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = []
-        for err in exc.errors():
-            field = _field_path(err.get("loc", ()))
-            value = err.get("input")
-            if not isinstance(value, str | int | float | bool | type(None)):
-                value = str(value)[:200]
-            errors.append({"field": field, "value": value, "why": err.get("msg", "invalid")})
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if is_page_request(request):
+            fields = [(_field_path(e.get("loc", ())), str(e.get("input"))) for e in exc.errors()]
+            return render_error(request, 422, fields)
+        errors = [_field_error(err) for err in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['why']}" for e in errors[:10])
         return _problem(
             422,
@@ -53,12 +82,16 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_page_request(request):
+            return render_error(request, exc.status_code)
         return _problem(exc.status_code, str(exc.detail), str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover
+    async def unexpected(request: Request, exc: Exception) -> Response:  # pragma: no cover
         log.exception("unhandled error")
+        if is_page_request(request):
+            return render_error(request, 500)
         return _problem(500, "Internal error / 内部错误", "an unexpected error occurred")
 
 
