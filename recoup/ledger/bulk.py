@@ -1658,7 +1658,11 @@ def import_instalments(
             )
             .when(~duplicate & (pl.col("stored") > 0))
             .then(pl.lit(_why("the account already has a schedule", "该账户已有还款计划")))
-            .when(pl.col("account_method").is_not_null() & (pl.col("account_method") != "given"))
+            .when(
+                ~duplicate
+                & pl.col("account_method").is_not_null()
+                & (pl.col("account_method") != "given")
+            )
             .then(
                 pl.lit(
                     _why(
@@ -2606,8 +2610,8 @@ def _export_frame(conn: Connection, kind: Kind, chunk: pl.DataFrame) -> pl.DataF
         "external_ref",
         "account_ref",
         major_text(pl.col("amount"), decimals).alias("amount"),
-        "currency",
         "value_date",
+        "currency",
         "channel",
         "status",
     )
@@ -2672,7 +2676,8 @@ def _write_xlsx(
     sheet.write_row(0, 0, names)
     row = 1
     for frame in chunks:
-        text_frame = frame.select(pl.all().cast(pl.String))
+        # Values in the header's order, whatever order the frame was built in.
+        text_frame = frame.select(pl.col(names).cast(pl.String))
         # xlsxwriter is row-at-a-time by nature; a workbook holds at most 1,048,576 rows.
         for values in text_frame.iter_rows():
             if row >= 1_048_576:
