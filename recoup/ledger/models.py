@@ -214,11 +214,11 @@ class Instalment(Base):
 
     __table_args__ = (
         UniqueConstraint("account_id", "seq", name="uq_instalment_account_seq"),
-        # The cycle reads only unpaid instalments by due date.
+        # The cycle reads, per range of account ids, only unpaid instalments due by its date.
         Index(
-            "ix_instalment_unpaid_due",
-            "due_date",
+            "ix_instalment_unpaid",
             "account_id",
+            "due_date",
             postgresql_where=text("NOT is_paid"),
             sqlite_where=text("is_paid = 0"),
         ),
