@@ -59,14 +59,15 @@ def run(
     table = Table(title=f"Cycle {day.isoformat()} / 日终 {day.isoformat()}")
     table.add_column("count / 计数")
     table.add_column("value / 数值", justify="right")
-    for key, value in result.counts.items():
-        shown = (
-            f"{to_major(value, 'CNY'):,}"
-            if key
-            in ("penalty_accrued", "late_fees_charged", "interest_recognised", "fees_recognised")
-            else f"{value:,}"
-        )
-        table.add_row(key, shown)
+    for key, value in sorted(
+        result.counts.items(), key=lambda kv: service.split_amount_key(kv[0]) is not None
+    ):
+        amount = service.split_amount_key(key)
+        if amount is None:
+            table.add_row(key, f"{value:,}")
+        else:
+            name, currency = amount
+            table.add_row(f"{name} ({currency})", f"{to_major(value, currency):,}")
     console.print(table)
     console.print(
         f"partitions done {result.partitions_done}, already done "

@@ -25,7 +25,12 @@ class CycleRunOut(BaseModel):
     finished_at: dt.datetime | None
     duration_seconds: float = Field(description="over all attempts of this date")
     counts: dict[str, int] = Field(
-        description="accounts touched, cured, entries written … summed over the partitions"
+        description=(
+            "accounts touched, delinquent, newly delinquent, cured, capped, summed over the "
+            "partitions; amounts in minor units per currency as '<amount>:<currency>', e.g. "
+            "'penalty_accrued:CNY', 'late_fees_charged:USD', 'interest_recognised:CNY', "
+            "'fees_recognised:CNY'"
+        )
     )
 
     @classmethod

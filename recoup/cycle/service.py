@@ -240,25 +240,33 @@ COUNTS_SQL = """
            COALESCE(SUM(CASE WHEN c.dpd > 0 THEN 1 ELSE 0 END), 0) AS delinquent,
            COALESCE(SUM(CASE WHEN c.dpd > 0 AND a.status = 'current' THEN 1 ELSE 0 END), 0)
              AS newly_delinquent,
-           COALESCE(SUM(c.pen), 0) AS penalty_accrued,
-           COALESCE(SUM(c.lf), 0) AS late_fees_charged,
-           COALESCE(SUM(c.rec_interest), 0) AS interest_recognised,
-           COALESCE(SUM(c.rec_fee), 0) AS fees_recognised,
            COALESCE(SUM(CASE WHEN c.room IS NOT NULL AND c.pen + c.lf < c.pen_raw + c.lf_raw
                         THEN 1 ELSE 0 END), 0) AS capped
     FROM cyc c JOIN account a ON a.id = c.id"""
 
-COUNT_KEYS = (
-    "touched",
-    "delinquent",
-    "newly_delinquent",
-    "penalty_accrued",
-    "late_fees_charged",
-    "interest_recognised",
-    "fees_recognised",
-    "capped",
-    "cured",
-)
+# Amounts are summed per currency (minor units of different currencies never add up) and
+# kept in the counts as "<amount>:<currency>", e.g. "penalty_accrued:CNY".
+AMOUNTS_SQL = """
+    SELECT a.currency,
+           COALESCE(SUM(c.pen), 0) AS penalty_accrued,
+           COALESCE(SUM(c.lf), 0) AS late_fees_charged,
+           COALESCE(SUM(c.rec_interest), 0) AS interest_recognised,
+           COALESCE(SUM(c.rec_fee), 0) AS fees_recognised
+    FROM cyc c JOIN account a ON a.id = c.id
+    GROUP BY a.currency"""
+
+AMOUNT_KEYS = ("penalty_accrued", "late_fees_charged", "interest_recognised", "fees_recognised")
+COUNT_KEYS = ("touched", "delinquent", "newly_delinquent", "capped", "cured")
+
+
+def amount_key(amount: str, currency: str) -> str:
+    return f"{amount}:{currency}"
+
+
+def split_amount_key(key: str) -> tuple[str, str] | None:
+    """("penalty_accrued", "CNY") for "penalty_accrued:CNY"; None for a plain count."""
+    name, sep, currency = key.partition(":")
+    return (name, currency) if sep else None
 
 
 def _bounds(id_min: int, id_max: int, n: int) -> list[tuple[int, int]]:
@@ -347,6 +355,9 @@ def run_partition(
         if name == "recognise_interest":  # cyc exists now: read the counts before updating
             row = conn.execute(text(COUNTS_SQL), params).mappings().one()
             counts.update({k: int(v) for k, v in row.items()})
+            for money in conn.execute(text(AMOUNTS_SQL), params).mappings():
+                for key in AMOUNT_KEYS:
+                    counts[amount_key(key, money["currency"])] = int(money[key])
         result = conn.execute(text(sql), params)
         if name == "cure":
             counts["cured"] = int(result.rowcount or 0)
@@ -405,8 +416,8 @@ def run_cycle(
         rows = session.scalars(select(CyclePartition).where(CyclePartition.run_id == run.id)).all()
         totals = dict.fromkeys(COUNT_KEYS, 0)
         for row in rows:
-            for key in COUNT_KEYS:
-                totals[key] += int(row.counts.get(key, 0))
+            for key, value in row.counts.items():
+                totals[key] = totals.get(key, 0) + int(value)
         run.duration_seconds = (run.duration_seconds or 0.0) + elapsed
         if len(rows) == run.partitions:
             run.status = "completed"

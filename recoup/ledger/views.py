@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Request
@@ -157,8 +158,17 @@ CYCLE_COUNT_ORDER = (
     "newly_delinquent",
     "cured",
     "capped",
-    *CYCLE_AMOUNT_COUNTS,
 )
+
+
+def cycle_amounts(counts: Mapping[str, int]) -> list[tuple[str, list[tuple[str, int]]]]:
+    """The run's amounts, each as its (currency, minor units) in currency order."""
+    by_name: dict[str, list[tuple[str, int]]] = {}
+    for key, value in counts.items():
+        amount = cycle_service.split_amount_key(key)
+        if amount is not None:
+            by_name.setdefault(amount[0], []).append((amount[1], int(value)))
+    return [(name, sorted(by_name[name])) for name in CYCLE_AMOUNT_COUNTS if name in by_name]
 
 
 @dataclass(frozen=True)
@@ -184,7 +194,6 @@ def overview(request: Request, session: Session = Depends(get_session)) -> HTMLR
     settings = get_settings()
     portfolios, totals = queries.portfolio_overview(session, settings.bucket_names)
     runs = cycle_service.list_runs(session, limit=1)
-    currencies = {t.currency for t in totals}
     per_currency = Counter(p.currency for p in portfolios)
     return render(
         request,
@@ -196,10 +205,7 @@ def overview(request: Request, session: Session = Depends(get_session)) -> HTMLR
             "bucket_info": {r.name: r for r in bucket_ranges(settings)},
             "last_run": runs[0] if runs else None,
             "count_order": CYCLE_COUNT_ORDER,
-            "amount_counts": CYCLE_AMOUNT_COUNTS,
-            # The cycle sums amounts over the whole book; they read as money only when the book
-            # has a single currency.
-            "run_currency": currencies.pop() if len(currencies) == 1 else None,
+            "run_amounts": cycle_amounts(runs[0].counts) if runs else [],
         },
     )
 

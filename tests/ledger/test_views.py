@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from recoup.core.db import transaction
-from recoup.cycle.service import run_cycle
+from recoup.cycle.service import get_run, run_cycle
 from recoup.ledger import service
 from recoup.ledger.models import Account, Portfolio
 from recoup.web.app import create_app
@@ -153,6 +153,20 @@ def test_overview_shows_the_last_cycle_run(client, book):
     zh = text(section(client.get("/?lang=zh-CN").text, "cycle-run"))
     assert "最近一次跑批：业务日期 2026-05-01" in zh
     assert "在册账户总数 4" in zh
+
+
+def test_overview_shows_cycle_amounts_per_currency(client, book, engine):
+    """CNY and USD minor units are never added together: each currency is shown as money."""
+    with transaction(engine) as s:
+        counts = get_run(s, AS_OF).counts
+    assert counts["penalty_accrued:CNY"] > 0 and counts["penalty_accrued:USD"] > 0
+    assert "penalty_accrued" not in counts
+    en = text(section(client.get("/?lang=en").text, "cycle-run"))
+    shown = en.split("Penalty interest accrued", 1)[1]
+    assert shown.startswith(
+        f" {EN.money(counts['penalty_accrued:CNY'], 'CNY')}"
+        f" {EN.money(counts['penalty_accrued:USD'], 'USD')}"
+    )
 
 
 def test_overview_chart_gets_exact_decimal_amounts(client, book, engine):

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from recoup.cycle.service import COUNT_KEYS
+from recoup.cycle.service import AMOUNT_KEYS, COUNT_KEYS
 from recoup.ledger import rules
 from recoup.web import i18n
 from recoup.web.pages import LABELS
@@ -73,7 +73,7 @@ def test_chinese_catalog_uses_the_glossary_words():
         ("contact_kind", rules.CONTACT_KINDS),
         ("component", (*rules.COMPONENTS, "credit")),
         ("method", (*rules.METHODS, "given", "invoice")),
-        ("cycle_count", (*COUNT_KEYS, "accounts")),
+        ("cycle_count", (*COUNT_KEYS, *AMOUNT_KEYS, "accounts")),
     ],
 )
 def test_every_stored_code_has_a_label(kind, codes):
