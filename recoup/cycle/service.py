@@ -436,6 +436,16 @@ def list_runs(session: Session, limit: int = 50, offset: int = 0) -> list[CycleR
     )
 
 
+def last_completed_run(session: Session) -> CycleRun | None:
+    """The run of the latest business date that finished for every account."""
+    return session.scalar(
+        select(CycleRun)
+        .where(CycleRun.status == "completed")
+        .order_by(CycleRun.as_of.desc())
+        .limit(1)
+    )
+
+
 def count_runs(session: Session) -> int:
     return int(session.scalar(select(func.count(CycleRun.id))) or 0)
 

@@ -350,7 +350,11 @@ class AccountDetail:
         return sum(b[c] for c in rules.COMPONENTS) - b["credit"]
 
 
-def account_detail(session: Session, account_id: int) -> AccountDetail:
+def account_detail(
+    session: Session, account_id: int, cycle: tuple[dt.date, dt.datetime] | None = None
+) -> AccountDetail:
+    """Everything the account page shows. `cycle`: the business date and start time of the
+    last completed daily run, if any."""
     account = session.get(Account, account_id)
     if account is None:
         raise NotFound(f"account {account_id} does not exist")
@@ -375,7 +379,11 @@ def account_detail(session: Session, account_id: int) -> AccountDetail:
             .order_by(DebtorFlag.set_at, DebtorFlag.id)
         )
     )
-    as_of = account.accrued_through or account.recognised_through
+    # The cycle touches only accounts with something due; after a completed run every other
+    # account is as that run left it, so its position holds as of the run's date too.
+    cycle_date = cycle[0] if cycle is not None and account.created_at < cycle[1] else None
+    known = [d for d in (account.accrued_through, account.recognised_through, cycle_date) if d]
+    as_of = max(known) if known else None
     schedule = [
         ScheduleLine(
             seq=i.seq,

@@ -265,7 +265,12 @@ def accounts(
 def account_page(
     request: Request, account_id: int, session: Session = Depends(get_session)
 ) -> HTMLResponse:
-    detail = queries.account_detail(session, account_id)
+    run = cycle_service.last_completed_run(session)
+    detail = queries.account_detail(
+        session,
+        account_id,
+        cycle=(run.as_of, run.started_at) if run is not None else None,
+    )
     return render(
         request,
         "ledger/account.html",

@@ -305,6 +305,19 @@ def test_account_page_shows_position_and_balances(client, book, engine):
     assert rows(balances[balances.index("<tfoot>") :])[0] == ["Total owed", EN.money(total, "CNY")]
 
 
+def test_position_of_an_account_the_cycle_had_nothing_to_do_for(client, book, engine):
+    """Nothing was due on the fresh loan, so the run did not touch it; after the completed run
+    its position still holds as of the run's date."""
+    page = text(client.get(f"/accounts/{book.fresh}?lang=en").text)
+    assert "as of 2026-05-01" in page
+    assert "not yet aged by the daily cycle" not in page
+    with transaction(engine) as s:
+        account = f.loan(s, s.get(f.Portfolio, book.pf_id))  # opened after the run
+        new_id = account.id
+    later = text(client.get(f"/accounts/{new_id}?lang=en").text)
+    assert "not yet aged by the daily cycle" in later
+
+
 def test_account_page_shows_the_schedule(client, book, engine):
     with Session(engine) as s:
         plan = service.instalments_of(s, book.late)
