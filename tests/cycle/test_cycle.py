@@ -108,6 +108,27 @@ def build_portfolio(engine: Engine, n: int, seed: int) -> list[int]:
     return ids
 
 
+def empty(engine: Engine) -> None:
+    """Delete every row the ledger and the cycle keep (between Hypothesis examples)."""
+    with engine.begin() as conn:
+        for table in (
+            "cycle_partition",
+            "cycle_run",
+            "ledger_entry",
+            "payment",
+            "instalment",
+            "account",
+            "product",
+            "portfolio",
+            "creditor",
+            "change_log",
+            "contact_point",
+            "debtor_flag",
+            "debtor",
+        ):
+            conn.execute(text(f"DELETE FROM {table}"))
+
+
 def fresh_engine(kind: str, tmp_path: Path) -> Iterator[Engine]:
     if kind == "sqlite":
         engine = make_engine(f"sqlite:///{tmp_path / (uuid.uuid4().hex + '.db')}")
@@ -206,6 +227,40 @@ def test_running_a_date_twice_changes_nothing(engine: Engine) -> None:
     assert snapshot(engine) == first
 
 
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    seed=st.integers(0, 10_000),
+    offsets=st.lists(st.integers(1, 120), min_size=1, max_size=3),
+    parts=st.integers(1, 5),
+)
+def test_a_run_repeated_equals_one_run(
+    engine: Engine, seed: int, offsets: list[int], parts: int
+) -> None:
+    """Property: after any sequence of dates, running the last date again changes nothing,
+    however the run is partitioned — even when the record of the run is lost and every
+    statement runs again (the accounts' own watermarks prevent double accrual)."""
+    empty(engine)
+    build_portfolio(engine, 10, seed=seed)
+    day = dt.date(2025, 9, 1)
+    for offset in offsets:
+        day += dt.timedelta(days=offset)
+        run_cycle(engine, day, partitions=parts)
+    once = snapshot(engine)
+    again = run_cycle(engine, day, partitions=parts)
+    assert again.partitions_done == 0
+    assert snapshot(engine) == once
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM cycle_partition"))
+        conn.execute(text("DELETE FROM cycle_run WHERE as_of = :d"), {"d": day})
+    rerun = run_cycle(engine, day, partitions=parts)
+    assert rerun.partitions_done == parts
+    assert snapshot(engine) == once
+
+
 def test_cycle_run_record_has_counts_and_duration(engine: Engine) -> None:
     build_portfolio(engine, 20, seed=2)
     result = run_cycle(engine, dt.date(2026, 6, 1), partitions=4)
@@ -298,23 +353,7 @@ def test_a_killed_and_restarted_run_equals_an_uninterrupted_one(
 ) -> None:
     smooth, crashed = twins
     for eng in twins:
-        with eng.begin() as conn:  # each example starts from empty databases
-            conn.execute(text("DELETE FROM cycle_partition"))
-            conn.execute(text("DELETE FROM cycle_run"))
-            for table in (
-                "ledger_entry",
-                "payment",
-                "instalment",
-                "account",
-                "product",
-                "portfolio",
-                "creditor",
-                "change_log",
-                "contact_point",
-                "debtor_flag",
-                "debtor",
-            ):
-                conn.execute(text(f"DELETE FROM {table}"))
+        empty(eng)  # each example starts from empty databases
         build_portfolio(eng, 12, seed=seed)
     day = dt.date(2026, 6, 1)
     run_cycle(smooth, day, partitions=parts)
