@@ -146,12 +146,14 @@ def import_once(kind: str, workdir: Path, dpath: Path, apath: Path) -> tuple[flo
 
 
 def _read(engine: Engine, table: str) -> pl.DataFrame:
+    """The table as written, in chunks so that millions of rows fit in memory."""
+    frames = []
     with engine.connect() as conn:
-        result = conn.execute(text(f'SELECT * FROM "{table}"'))
+        result = conn.execute(text(f'SELECT * FROM "{table}" ORDER BY id'))
         names = list(result.keys())
-        rows = result.fetchall()
-    df = pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
-    return df
+        while rows := result.fetchmany(500_000):
+            frames.append(pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None))
+    return pl.concat(frames, how="vertical_relaxed")
 
 
 def main() -> None:
