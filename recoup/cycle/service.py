@@ -170,11 +170,13 @@ def partition_sql(dialect: str, settings: Settings) -> list[tuple[str, str]]:
         "ELSE account.status END"
     )
     cols = "account_id, instalment_seq, entry_date, kind, component, amount, created_at"
+    # Only the accounts the aggregate found something to recognise for (on an ordinary day,
+    # those with an instalment falling due today), not every instalment of the partition again.
     recognise = f"""
         INSERT INTO ledger_entry ({cols})
         SELECT i.account_id, i.seq, i.due_date, 'recognise', '{{comp}}', i.{{comp}}_due, :now
-        FROM instalment i JOIN account a ON a.id = i.account_id
-        WHERE {scope} AND {is_new} AND i.{{comp}}_due > 0"""
+        FROM cyc c JOIN instalment i ON i.account_id = c.id JOIN account a ON a.id = c.id
+        WHERE c.rec_{{comp}} > 0 AND {scope} AND {is_new} AND i.{{comp}}_due > 0"""
     m0 = rules.bucket_for(0, settings.bucket_bounds)
     s0 = rules.stage_for(0, settings.stage_thresholds)
     return [
