@@ -6,8 +6,9 @@ resolves references by joins against the database, and collects every refused ce
 value, the reason in English and Chinese). Then, in ONE transaction:
 
 - all-or-nothing (default): if there is any reject nothing is written;
-- commit-good: the rows without rejects are written and the rejects are returned (and written
-  to a file by the CLI).
+- commit-good: the rows without rejects are written and the rejects are returned. They are
+  also handed to `before_commit` after the rows are written and before the commit, where the CLI
+  writes the rejects file: if that fails, nothing is committed.
 
 Rows are written with `recoup.core.bulk.write_frame` (COPY on PostgreSQL, executemany on SQLite).
 What is written is exactly what `recoup.ledger.service` writes for the same input one at a time:
@@ -66,7 +67,11 @@ def _noop(_: str) -> None:
 
 @dataclass(frozen=True)
 class Column:
-    """One column of an import file. `aliases` are the other headers accepted for it."""
+    """One column of an import file. `aliases` are the other headers accepted for it.
+
+    Every type but text is parsed, and its cells are made half-width first; so are text columns
+    marked `code` (references and codes matched against the database or a fixed list). Other
+    text columns are free text, kept as typed (see `parse.clean_text`)."""
 
     name: str
     type: str  # text | amount | rate | date | int | bool | choice | phones | emails
@@ -75,6 +80,11 @@ class Column:
     max_len: int = 0
     example: str = ""
     note: str = ""
+    code: bool = False
+
+    @property
+    def free_text(self) -> bool:
+        return self.type == "text" and not self.code
 
 
 METHOD_ALIASES = {
@@ -145,6 +155,7 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
             ("债务人编号", "客户编号", "客户号", "debtor_ref"),
             64,
             "D0001",
+            code=True,
         ),
         Column(
             "name",
@@ -169,6 +180,7 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
             ("身份证号", "身份证号码", "证件号码", "证件号", "统一社会信用代码"),
             64,
             "110101199001011234",
+            code=True,
         ),
         Column(
             "birth_date",
@@ -197,6 +209,7 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
             64,
             "Asia/Shanghai",
             "IANA zone; default from settings",
+            code=True,
         ),
         Column(
             "language", "choice", False, ("语言",), example="zh-CN", note="zh-CN (default) or en"
@@ -248,8 +261,11 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
             ("账户编号", "合同编号", "合同号", "借据号", "账号", "发票号", "account_ref"),
             64,
             "L0001",
+            code=True,
         ),
-        Column("debtor_ref", "text", True, ("债务人编号", "客户编号", "客户号"), 64, "D0001"),
+        Column(
+            "debtor_ref", "text", True, ("债务人编号", "客户编号", "客户号"), 64, "D0001", code=True
+        ),
         Column(
             "portfolio",
             "text",
@@ -258,6 +274,7 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
             64,
             "PF1",
             "required unless --portfolio is given",
+            code=True,
         ),
         Column(
             "product",
@@ -267,6 +284,7 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
             64,
             "CASH12",
             "terms not given are taken from the product",
+            code=True,
         ),
         Column(
             "kind",
@@ -284,6 +302,7 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
             3,
             "CNY",
             "must be the portfolio's currency if given",
+            code=True,
         ),
         Column(
             "principal",
@@ -366,6 +385,7 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
             ("账户编号", "合同编号", "合同号", "借据号", "账号"),
             64,
             "L0001",
+            code=True,
         ),
         Column(
             "seq",
@@ -388,6 +408,7 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
             ("流水号", "交易流水号", "还款编号", "交易号", "交易编号", "payment_ref"),
             100,
             "P20260215001",
+            code=True,
         ),
         Column(
             "account_ref",
@@ -396,6 +417,7 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
             ("账户编号", "合同编号", "合同号", "借据号", "账号"),
             64,
             "L0001",
+            code=True,
         ),
         Column(
             "amount",
@@ -419,6 +441,7 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
             3,
             "CNY",
             "must be the account's currency if given",
+            code=True,
         ),
         Column("channel", "text", False, ("渠道", "还款渠道", "支付方式"), 32, "bank_transfer"),
         Column(
@@ -467,6 +490,11 @@ class ImportReport:
             FieldError(c, v, r, row)
             for row, c, v, r in self.rejects.sort("row").iter_rows()  # only for reporting
         ]
+
+
+# Called with the report of an import after its rows are written and before they are committed;
+# if it raises, nothing is written.
+BeforeCommit = Callable[[ImportReport], None]
 
 
 def write_rejects(rejects: pl.DataFrame, path: Path) -> None:
@@ -615,7 +643,16 @@ def _map_headers(df: pl.DataFrame, kind: Kind, excel: bool) -> Sheet:
     frame = frame.with_columns(
         pl.lit(None, pl.String).alias(c.name) for c in spec if c.name not in found
     )
-    frame = parse.clean_frame(frame, [c.name for c in spec])
+    frame = parse.clean_frame(
+        frame, [c.name for c in spec], verbatim=[c.name for c in spec if c.free_text]
+    )
+    if excel:
+        # A whole number that Excel holds as a number and the workbook gives as "1002.0".
+        frame = frame.with_columns(
+            parse.excel_whole_number(pl.col(c.name)).alias(c.name)
+            for c in spec
+            if c.type in ("text", "phones")
+        )
     headers = {c.name: found.get(c.name, c.name) for c in spec}
     return Sheet(frame, headers, set(found), excel, notes)
 
@@ -721,6 +758,9 @@ def _parse_columns(
         parsed: Parsed
         if col.type == "text":
             parsed = parse.text(raw, col.max_len or 10_000)
+            # A number in Excel that lost digits: codes in any file; free text in workbooks.
+            lost = parse.digits_lost(raw, workbook=sheet.excel, scientific=col.code)
+            parsed = Parsed(parsed.value, parse.first_error(lost, parsed.error))
         elif col.type == "amount":
             parsed = parse.amount(raw, decimals, currency=currency)
         elif col.type == "rate":
@@ -767,15 +807,6 @@ def _duplicates(df: pl.DataFrame, rejects: Rejects, column: str) -> None:
             pl.format("appears more than once in the file (rows {})", pl.col("rows")),
             pl.format("文件中重复出现（第{}行）", pl.col("rows")),
         ),
-    )
-
-
-def _scientific(expr: pl.Expr) -> pl.Expr:
-    """A long number that Excel turned into 1.10101E+17: its last digits are lost."""
-    return parse._reason(
-        expr.str.contains(r"^[0-9.]+[eE]\+?[0-9]+$"),
-        "digits lost: the cell was a number in Excel; format the column as text",
-        "数字已被Excel转成科学计数法而丢失位数，请将该列设为文本格式",
     )
 
 
@@ -954,6 +985,14 @@ def _stop(report: ImportReport, commit_good: bool) -> bool:
     return report.rejects.height > 0 and not commit_good
 
 
+def _commit(report: ImportReport, before_commit: BeforeCommit | None) -> None:
+    """The rows are written, the transaction not yet committed: hand the report (its rejects)
+    over first, so that a rejects file that cannot be written undoes the whole import."""
+    if before_commit is not None:
+        before_commit(report)
+    report.committed = True
+
+
 # --------------------------------------------------------------------------- debtors
 
 _SPLIT_PHONES = r"[;、,/|]"
@@ -968,6 +1007,7 @@ def import_debtors(
     by: str = "import",
     settings: Settings | None = None,
     progress: Progress = _noop,
+    before_commit: BeforeCommit | None = None,
 ) -> ImportReport:
     """Debtors with their profile and contact points (phones, emails, address, emergency
     contact), as `service.create_debtor` and `service.add_contact_point` write them."""
@@ -978,7 +1018,6 @@ def import_debtors(
     progress("validate")
     plain = [c.name for c in SPECS["debtors"] if c.type not in ("phones", "emails")]
     df = _parse_columns(sheet.frame, rejects, "debtors", sheet, plain)
-    rejects.add(df, "id_number", _scientific(pl.col("id_number")))
     zones = sorted(available_timezones())
     rejects.add(
         df,
@@ -996,6 +1035,18 @@ def import_debtors(
             pl.col("emergency_phone").is_not_null() & pl.col(v("emergency_contact")).is_null(),
             "give the emergency contact's name too",
             "请同时填写紧急联系人姓名",
+        ),
+    )
+    # A contact point needs a value (a phone): a name alone cannot be stored, nor reached.
+    rejects.add(
+        df,
+        "emergency_contact",
+        parse._reason(
+            pl.col(v("emergency_contact")).is_not_null()
+            & ~pl.col("emergency_phone").str.contains(r"[^;、,/|\s]").fill_null(False),
+            "an emergency contact needs an emergency phone (emergency_phone): a name alone "
+            "cannot be contacted",
+            "紧急联系人须同时填写紧急联系人电话，仅有姓名无法联系",
         ),
     )
     _duplicates(df, rejects, "external_ref")
@@ -1028,11 +1079,12 @@ def import_debtors(
     contacts = pl.concat(pieces).with_row_index("n")
     for kind, check in (("phone", parse.phone), ("email", parse.email)):
         parsed = check(pl.col("value"))
+        lost = parse.digits_lost(pl.col("value"), workbook=sheet.excel, scientific=kind == "phone")
         for column in ("phone", "email", "emergency_phone"):
             rejects.add(
                 contacts.filter((pl.col("kind") == kind) & (pl.col("column") == column)),
                 column,
-                parse.first_error(parsed.error, parse.text(pl.col("value"), 300).error),
+                parse.first_error(lost, parsed.error, parse.text(pl.col("value"), 300).error),
                 pl.col("value"),
             )
 
@@ -1124,7 +1176,7 @@ def import_debtors(
             "change_log": write_frame(conn, "change_log", change_rows),
         }
         report.written = debtors.height
-        report.committed = True
+        _commit(report, before_commit)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -1194,6 +1246,7 @@ def import_accounts(
     commit_good: bool = False,
     settings: Settings | None = None,
     progress: Progress = _noop,
+    before_commit: BeforeCommit | None = None,
 ) -> ImportReport:
     """Loans and invoices, each exactly as `service.create_account` writes it: the account with
     its terms (inherited from the product where the file leaves them out), the resolved cap,
@@ -1311,7 +1364,6 @@ def import_accounts(
             "ledger_entry": write_frame(conn, "ledger_entry", entries),
         }
         report.written = accounts.height
-        report.committed = True
         waiting = int(accounts.filter(pl.col("method") == "given").height)
         if waiting:
             report.notes.append(
@@ -1322,6 +1374,7 @@ def import_accounts(
                     "（recoup import instalments）",
                 )
             )
+        _commit(report, before_commit)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -1560,6 +1613,7 @@ def import_instalments(
     *,
     commit_good: bool = False,
     progress: Progress = _noop,
+    before_commit: BeforeCommit | None = None,
 ) -> ImportReport:
     """Schedules "as given" for loan accounts with method `given` that have none yet, as
     `service.create_account(schedule=…)` writes them: sorted by due date, numbered from 1, the
@@ -1723,7 +1777,7 @@ def import_instalments(
         update_frame(conn, "account", terms.rename({"account_id": "id"}))
         report.counts["account"] = terms.height
         report.written = rows.height
-        report.committed = True
+        _commit(report, before_commit)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -1828,6 +1882,7 @@ def import_payments(
     commit_good: bool = False,
     settings: Settings | None = None,
     progress: Progress = _noop,
+    before_commit: BeforeCommit | None = None,
 ) -> ImportReport:
     """Post payments once each (idempotent by external_ref: a reference already posted with the
     same account and amount is skipped, with different details it is rejected), allocated by
@@ -1894,14 +1949,14 @@ def import_payments(
         reversed_rows = pl.col(v("status")) == "reversed"
         n_reversed = df.filter(reversed_rows).height
         df = df.filter(~reversed_rows.fill_null(False))
-        # The same reference twice in the file: the same payment if account and amount agree.
+        # The same reference twice in the file: the same payment if account and amount agree
+        # (a cell that does not parse counts as different).
         key = v("external_ref")
         df = df.with_columns(
             (
                 (pl.col(v("account_ref")).n_unique().over(key) > 1)
                 | (pl.col(v("amount")).n_unique().over(key) > 1)
             ).alias("_conflict"),
-            (pl.col(ROW) != pl.col(ROW).min().over(key)).alias("_repeat"),
             pl.col(ROW).cast(pl.String).str.join(", ").over(key).alias("_rows"),
         )
         rejects.add(
@@ -1949,7 +2004,11 @@ def import_payments(
             ),
         )
         report = _report("payments", sheet, rejects, started)
-        ok = rejects.drop_rejected(df)
+        # A repeated reference is posted from its first row that has no problem, so a refused
+        # first row does not make the good ones look already posted.
+        ok = rejects.drop_rejected(df).with_columns(
+            (pl.col(ROW) != pl.col(ROW).min().over(key)).alias("_repeat")
+        )
         skip = known | pl.col("_repeat")
         report.skipped = ok.filter(skip).height
         if n_reversed:
@@ -1984,7 +2043,7 @@ def import_payments(
             progress,
         )
         report.written = good.height
-        report.committed = True
+        _commit(report, before_commit)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -2722,15 +2781,24 @@ def import_file(
     portfolio: str | None = None,
     settings: Settings | None = None,
     progress: Progress = _noop,
+    before_commit: BeforeCommit | None = None,
 ) -> ImportReport:
     """Read `path` and import it as `kind`. File-level problems (unreadable file, missing
-    columns) raise `Invalid`; row-level problems are in the report's rejects."""
+    columns) raise `Invalid`; row-level problems are in the report's rejects. Whenever rows are
+    to be committed (with `commit_good`, whatever was rejected), `before_commit` is first called
+    with the report, after the rows are written and before the commit, so that the rejects can
+    be kept somewhere; if it raises, the transaction is rolled back and nothing is written."""
     progress("read")
     table = load_sheet(path, kind, sheet)
     try:
         if kind == "debtors":
             return import_debtors(
-                engine, table, commit_good=commit_good, settings=settings, progress=progress
+                engine,
+                table,
+                commit_good=commit_good,
+                settings=settings,
+                progress=progress,
+                before_commit=before_commit,
             )
         if kind == "accounts":
             return import_accounts(
@@ -2740,12 +2808,24 @@ def import_file(
                 commit_good=commit_good,
                 settings=settings,
                 progress=progress,
+                before_commit=before_commit,
             )
         if kind == "instalments":
-            return import_instalments(engine, table, commit_good=commit_good, progress=progress)
+            return import_instalments(
+                engine,
+                table,
+                commit_good=commit_good,
+                progress=progress,
+                before_commit=before_commit,
+            )
         if kind == "payments":
             return import_payments(
-                engine, table, commit_good=commit_good, settings=settings, progress=progress
+                engine,
+                table,
+                commit_good=commit_good,
+                settings=settings,
+                progress=progress,
+                before_commit=before_commit,
             )
     except IntegrityError as exc:  # a concurrent writer took a reference first
         raise Conflict(

@@ -78,6 +78,30 @@ def _summary(report: bulk.ImportReport, path: Path) -> Table:
     return table
 
 
+def _rejects_target(file: Path, rejects: Path | None, commit_good: bool) -> Path | None:
+    """Where the rejects go: --rejects, else beside the input with --commit-good, else nowhere
+    (all or nothing shows them on the screen)."""
+    if rejects is not None:
+        if rejects.resolve() == file.resolve():
+            raise typer.BadParameter(
+                "the rejects file must not be the input file / 拒绝文件不能与导入文件相同",
+                param_hint="--rejects",
+            )
+        return rejects
+    return file.with_name(f"{file.stem}-rejects.csv") if commit_good else None
+
+
+def _save_rejects(report: bulk.ImportReport, target: Path) -> None:
+    try:
+        bulk.write_rejects(report.rejects, target)
+    except Exception as exc:  # OSError, or xlsxwriter's own errors for a workbook
+        raise Invalid(
+            "--rejects",
+            str(target),
+            f"cannot write the rejects file: {exc} / 无法写入拒绝文件",
+        ) from exc
+
+
 def import_command(
     kind: str = typer.Argument(..., help="debtors | accounts | instalments | payments"),
     file: Path = typer.Argument(..., help="A .csv (UTF-8 or GBK) or .xlsx file."),
@@ -88,7 +112,10 @@ def import_command(
         help="Write the good rows and the rejects to --rejects (default: all or nothing).",
     ),
     rejects: Path = typer.Option(
-        None, "--rejects", help="Rejects file (.csv or .xlsx); default FILE-rejects.csv."
+        None,
+        "--rejects",
+        help="Rejects file (.csv or .xlsx), every problem found; default with --commit-good "
+        "FILE-rejects.csv. With --commit-good it is written before the good rows are committed.",
     ),
     portfolio: str = typer.Option(
         None, "--portfolio", help="Portfolio code for account rows that have none."
@@ -96,6 +123,15 @@ def import_command(
 ) -> None:
     """Import a file; every rejected row is reported. 批量导入，逐行报告错误。"""
     what = _kind(kind)
+    target = _rejects_target(file, rejects, commit_good)
+    saved: list[Path] = []
+
+    def keep_rejects(report: bulk.ImportReport) -> None:
+        # Rows written, not yet committed: if the rejects cannot be kept, nothing is imported.
+        if report.rejects.height and target is not None:
+            _save_rejects(report, target)
+            saved.append(target)
+
     engine = get_engine()
     with Progress(
         SpinnerColumn(),
@@ -123,10 +159,17 @@ def import_command(
                 commit_good=commit_good,
                 portfolio=portfolio,
                 progress=step,
+                before_commit=keep_rejects,
             )
-        except DomainError as exc:
+        except BaseException as exc:
+            # The commit did not happen: a rejects file written for it would mislead.
+            for path in saved:
+                path.unlink(missing_ok=True)
+            if not isinstance(exc, DomainError):
+                raise
             progress.stop()
             _print_error(exc)
+            console.print("[red]Nothing was written. / 未写入任何数据。[/red]")
             raise typer.Exit(2) from exc
     for note in report.notes:
         console.print(f"[yellow]note / 提示[/yellow]: {note}")
@@ -134,6 +177,21 @@ def import_command(
         console.print(_rejects_table(report))
     console.print(_summary(report, file))
     if report.rejects.height and not report.committed:
+        if target is not None:
+            try:
+                _save_rejects(report, target)
+            except Invalid as exc:
+                _print_error(exc)
+                raise typer.Exit(2) from exc
+            console.print(
+                f"[yellow]{report.rejects.height:,} problems written to {target} / "
+                f"{report.rejects.height:,}个问题已写入 {target}[/yellow]"
+            )
+        elif report.rejects.height > SHOWN_REJECTS:
+            console.print(
+                "[yellow]Use --rejects FILE for the full list of problems. / "
+                "使用 --rejects FILE 可得到全部问题清单。[/yellow]"
+            )
         console.print(
             "[red]Nothing was written: fix the rows above, or use --commit-good to import the "
             "good rows.[/red]\n"
@@ -141,8 +199,6 @@ def import_command(
         )
         raise typer.Exit(2)
     if report.rejects.height:
-        target = rejects or file.with_name(f"{file.stem}-rejects.csv")
-        bulk.write_rejects(report.rejects, target)
         console.print(
             f"[yellow]{report.rejected_rows:,} rows rejected, written to {target} / "
             f"{report.rejected_rows:,}行被拒绝，已写入 {target}[/yellow]"

@@ -13,13 +13,17 @@ What is accepted is what can be read one way only:
 - dates: 2026-01-05, 2026/1/5, 2026.01.05, 20260105, 2026年1月5日, a time of day after the date
   (dropped), Excel serial numbers in .xlsx cells; 05/01/2026 only when the day is unambiguous
   (one part above 12, or both parts equal).
-- rates: percent a year ("18.25", "18.25%", "年化18.25%") or per day ("万分之五", "日息万分之2.5").
+- rates: percent a year ("18.25", "18.25%", "年化18.25%") or per day ("万分之五", "日息万分之2.5",
+  "万分之十五", "万分之二十点五").
+
+Full-width forms are made half-width only in cells that are parsed or matched (`clean`); free
+text keeps what was typed, less outer spaces and invisible characters (`clean_text`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -55,27 +59,85 @@ FULL_WIDTH_TABLE = {ord(k): v for k, v in _FULL_WIDTH.items()}
 _NON_ASCII = r"[^\x00-\x7F]"
 
 
+# Characters that show nothing and are removed from every cell, free text included: the
+# byte-order mark, zero-width space, zero-width non-joiner and word joiner.
+_INVISIBLE = "[\ufeff\u200b\u200c\u2060]"
+
+
 def half_width(expr: pl.Expr) -> pl.Expr:
     """Full-width digits, letters, punctuation and spaces to their ASCII forms."""
     return expr.str.replace_many(list(_FULL_WIDTH), list(_FULL_WIDTH.values()))
 
 
+def _empty_as_null(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr.str.len_bytes() == 0).then(None).otherwise(expr)
+
+
 def clean(expr: pl.Expr, *, has_non_ascii: bool = True) -> pl.Expr:
-    """Half-width, trimmed (including U+3000), with empty cells as null."""
+    """For a value that is parsed or matched: half-width, trimmed (including U+3000), with empty
+    cells as null."""
     out = half_width(expr) if has_non_ascii else expr
-    out = out.str.strip_chars()
-    return pl.when(out.str.len_bytes() == 0).then(None).otherwise(out)
+    return _empty_as_null(out.str.strip_chars())
 
 
-def clean_frame(df: pl.DataFrame, columns: list[str] | None = None) -> pl.DataFrame:
-    """`clean` every string column; the full-width pass runs only on columns that need it."""
+def clean_text(expr: pl.Expr, *, has_non_ascii: bool = True) -> pl.Expr:
+    """For free text: as typed (full-width forms kept), less invisible characters (BOM,
+    zero-width) and the white space at both ends (U+3000 and no-break spaces included), with
+    empty cells as null."""
+    out = expr.str.replace_all(_INVISIBLE, "") if has_non_ascii else expr
+    return _empty_as_null(out.str.strip_chars())
+
+
+def clean_frame(
+    df: pl.DataFrame, columns: list[str] | None = None, *, verbatim: Collection[str] = ()
+) -> pl.DataFrame:
+    """`clean` every string column, or `clean_text` those named in `verbatim` (free text); the
+    full-width pass runs only on columns that need it."""
     names = [c for c in (columns or df.columns) if df.schema[c] == pl.String]
     if not names or df.height == 0:
         return df
     flags = df.select(pl.col(c).str.contains(_NON_ASCII).any().alias(c) for c in names).row(0)
     return df.with_columns(
-        clean(pl.col(c), has_non_ascii=bool(flag)).alias(c)
+        (clean_text if c in verbatim else clean)(pl.col(c), has_non_ascii=bool(flag)).alias(c)
         for c, flag in zip(names, flags, strict=True)
+    )
+
+
+# --------------------------------------------------------------------------- numbers in text
+
+# What a workbook cell that Excel holds as a number reads as (Python's shortest form of the
+# float): "13812345678" or "13812345678.0" for a whole number, "1.234567890123457e+17" from 1e16.
+_WHOLE_FLOAT = r"^-?[0-9]{1,15}\.0$"
+_LONG_FLOAT = r"^-?(?:[0-9]{16,}\.0|[0-9](?:\.[0-9]+)?e\+[0-9]+)$"
+# Scientific notation as Excel shows a long number ("1.23457E+17", "1E+17"), e.g. in a CSV file
+# it saved: one digit before the point and an explicit "+", so that codes such as "2024E0001"
+# are not taken for numbers.
+_SCIENTIFIC = r"^[0-9](?:\.[0-9]+)?[eE]\+[0-9]{1,3}$"
+
+
+def excel_whole_number(expr: pl.Expr) -> pl.Expr:
+    """A whole number of at most 15 digits that a workbook gave as a float ("1002.0") as its
+    digits ("1002"); anything else unchanged."""
+    return (
+        pl.when(expr.str.contains(_WHOLE_FLOAT)).then(expr.str.strip_suffix(".0")).otherwise(expr)
+    )
+
+
+def digits_lost(expr: pl.Expr, *, workbook: bool, scientific: bool = True) -> pl.Expr:
+    """The reason for a reference, code or phone that was a number in Excel and has lost digits:
+    Excel keeps 15 significant digits, so a longer number (1.234567890123457e+17 from a workbook,
+    1.23457E+17 in a CSV file Excel saved) cannot be given back exactly. `scientific`: also refuse
+    scientific notation typed as text (for codes and phones, where it cannot be meant)."""
+    bad = pl.lit(False)
+    if workbook:
+        bad = bad | expr.str.contains(_LONG_FLOAT)
+    if scientific:
+        bad = bad | expr.str.contains(_SCIENTIFIC)
+    return _reason(
+        expr.is_not_null() & bad,
+        "digits lost: the cell was a number in Excel, which keeps only 15 digits; format the "
+        "column as text and type the value again",
+        "数字已被Excel转成数值（最多保留15位）而丢失位数，请将该列设为文本格式后重新填写",
     )
 
 
@@ -215,7 +277,7 @@ def amount(
     return Parsed(pl.when(error.is_null() & expr.is_not_null()).then(signed), error)
 
 
-# Chinese numerals that appear in "万分之五"-style daily rates.
+# Chinese numerals of "万分之十五"-style daily rates: digits, 十 and 百 (up to 999), 点.
 _CN_DIGITS = {
     "零": "0",
     "一": "1",
@@ -228,9 +290,45 @@ _CN_DIGITS = {
     "七": "7",
     "八": "8",
     "九": "9",
-    "十": "10",
     "点": ".",
+    # The capital forms of contracts and receipts (大写数字).
+    "壹": "1",
+    "贰": "2",
+    "貳": "2",
+    "叁": "3",
+    "參": "3",
+    "肆": "4",
+    "伍": "5",
+    "陆": "6",
+    "陸": "6",
+    "柒": "7",
+    "捌": "8",
+    "玖": "9",
+    "拾": "十",
+    "佰": "百",
 }
+# After the digits are Arabic, 十 and 百 are read by place, one regex replacement after another
+# (one chain: the expression stays small however often the caller reuses it). A form that is
+# not one of these keeps its 十 or 百 and so is not a number.
+_CN_PLACES = (
+    (r"^十", "1十"),  # 十五 = 一十五
+    (r"百十", "百1十"),  # 一百十 = 一百一十
+    (r"十(\.|$)", "十0${1}"),  # 二十 = 二十零
+    (r"百(\.|$)", "百00${1}"),  # 一百 = 一百零零
+    # 一百零五, 一百五十, 一百零零; not 一百五 (150 or 105?) nor 一百零
+    (r"^([1-9])百(?:(0[1-9])|([1-9])十([0-9])|(00))(\.|$)", "${1}${2}${3}${4}${5}${6}"),
+    (r"^([1-9])十([0-9])(\.|$)", "${1}${2}${3}"),  # 十五, 二十, 二十五; not 零十
+)
+
+
+def _chinese_number(expr: pl.Expr) -> pl.Expr:
+    """Chinese numerals as an Arabic number string: "十五" -> "15", "一百零五" -> "105",
+    "五点五" -> "5.5", "二五" -> "25" (digits without 十 or 百 are read one by one); Arabic
+    digits pass through. What cannot be read one way only is left not a number."""
+    out = expr.str.replace_many(list(_CN_DIGITS), list(_CN_DIGITS.values()))
+    for pattern, replacement in _CN_PLACES:
+        out = out.str.replace(pattern, replacement)
+    return out
 
 
 def rate_ppm(expr: pl.Expr) -> Parsed:
@@ -239,14 +337,14 @@ def rate_ppm(expr: pl.Expr) -> Parsed:
     A bare number below 1 without "%" is refused: 0.1825 may be a ratio (18.25 %) or 0.1825 %.
     """
     s = expr.str.replace_all(r"\s+", "")
-    daily = s.str.extract(r"^(?:日息|日利率|日)?万分之(.+)$", 1)
-    daily = daily.str.replace_many(list(_CN_DIGITS), list(_CN_DIGITS.values()))
+    per_day = s.str.extract(r"^(?:日息|日利率|日)?万分之(.+)$", 1)
+    daily = _chinese_number(per_day)
     annual = s.str.replace(r"^(?:年化利率|年化|年利率|年息|年率)", "")
     has_pct = annual.str.ends_with("%")
     annual = annual.str.strip_suffix("%")
     d_groups = daily.str.extract_groups(_NUMBER)
     a_groups = annual.str.extract_groups(_NUMBER)
-    is_daily = daily.is_not_null()
+    is_daily = per_day.is_not_null()
     groups = pl.when(is_daily).then(d_groups).otherwise(a_groups)
     # percent a year -> ppm is 10**4; per ten-thousand a day -> ppm a year is 100 * 365.
     value, too_many, too_large, no_digits = _scaled_integer(

@@ -223,6 +223,190 @@ def test_duplicate_and_existing_debtors_are_rejected(
     assert counts(engine) == before and not report.committed
 
 
+def test_free_text_is_stored_as_typed_and_codes_are_made_half_width(
+    engine: Engine, setup: dict[str, Any], tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "d.csv",
+        [
+            ["external_ref", "name", "address", "employer", "notes", "region", "phone", "email"],
+            [
+                "Ｄ１２",
+                "\u3000张三（小张）\u3000",
+                "上海市（浦东）１号。",
+                "\ufeff某公司，上海分公司",
+                "已联系。\u200b下次：周一",
+                " 华东\u3000",
+                "（021）１２３４５６７８",
+                "ｚｓ＠example.com",
+            ],
+        ],
+    )
+    report = run_import(engine, "debtors", path)
+    assert report.rejects.height == 0, report.rejects
+    with transaction(engine) as s:
+        d = s.scalar(select(Debtor).where(Debtor.external_ref == "D12"))
+        assert d is not None
+        assert (d.name, d.address, d.employer, d.notes, d.region) == (
+            "张三（小张）",
+            "上海市（浦东）１号。",
+            "某公司，上海分公司",
+            "已联系。下次：周一",
+            "华东",
+        )
+        contacts = s.scalars(
+            select(ContactPoint).where(ContactPoint.debtor_id == d.id).order_by(ContactPoint.id)
+        ).all()
+        assert [(c.kind, c.value) for c in contacts] == [
+            ("phone", "(021)12345678"),
+            ("email", "zs@example.com"),
+            ("address", "上海市（浦东）１号。"),
+        ]
+
+
+def test_an_emergency_contact_needs_an_emergency_phone(
+    engine: Engine, setup: dict[str, Any], tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "d.csv",
+        [
+            ["external_ref", "name", "phone", "emergency_contact", "emergency_phone"],
+            ["D20", "a", "13812345678", "李四", ""],
+            ["D21", "b", "", "王五", "；"],
+            ["D22", "c", "", "赵六", "13900001111"],
+            ["D23", "d", "", "", ""],
+        ],
+    )
+    report = run_import(engine, "debtors", path, commit_good=True)
+    assert rejects_of(report) == {
+        (2, "emergency_contact", "李四"),
+        (3, "emergency_contact", "王五"),
+    }
+    assert "emergency phone" in report.rejects["reason"][0] and " / " in report.rejects["reason"][0]
+    assert report.written == 2
+    with transaction(engine) as s:
+        refs = set(s.scalars(select(Debtor.external_ref)))
+        assert {"D22", "D23"} <= refs and not {"D20", "D21"} & refs
+
+
+def test_a_repeated_key_whose_first_row_is_refused_refuses_every_row(
+    engine: Engine, setup: dict[str, Any], tmp_path: Path
+) -> None:
+    debtors = write_csv(
+        tmp_path / "d.csv",
+        [
+            ["external_ref", "name", "birth_date"],
+            ["D30", "a", "1990-02-30"],
+            ["D30", "a", "1990-02-03"],
+        ],
+    )
+    report = run_import(engine, "debtors", debtors, commit_good=True)
+    assert rejects_of(report) == {
+        (2, "birth_date", "1990-02-30"),
+        (2, "external_ref", "D30"),
+        (3, "external_ref", "D30"),
+    }
+    assert report.written == 0 and report.skipped == 0
+    accounts = write_csv(
+        tmp_path / "a.csv",
+        [
+            ["external_ref", "debtor_ref", "portfolio", "product", "principal", "start_date"],
+            ["A30", "D1", "PF1", "CASH12", "1000", "2026-02-30"],
+            ["A30", "D1", "PF1", "CASH12", "1000", "2026-02-03"],
+        ],
+    )
+    report = run_import(engine, "accounts", accounts, commit_good=True)
+    assert {(r, c) for r, c, _ in rejects_of(report)} == {
+        (2, "start_date"),
+        (2, "external_ref"),
+        (3, "external_ref"),
+    }
+    assert report.written == 0 and report.skipped == 0
+
+
+def _patch_xlsx(path: Path, replacements: dict[str, str]) -> None:
+    """Rewrite cell values in the sheet XML, as other spreadsheet programs store them."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as src:
+        items = [(i, src.read(i.filename)) for i in src.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info, data in items:
+            if info.filename.startswith("xl/worksheets/"):
+                body = data.decode()
+                for old, new in replacements.items():
+                    assert old in body, old
+                    body = body.replace(old, new)
+                data = body.encode()
+            out.writestr(info, data)
+
+
+def test_numbers_in_reference_and_phone_columns_of_a_workbook(
+    engine: Engine, setup: dict[str, Any], tmp_path: Path
+) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["external_ref", "name", "phone", "emergency_contact", "emergency_phone", "notes"])
+    ws.append([1001, "a", 13812345678, "李四", 13900001111, 12])
+    ws.append([1002, "b", 13812345679, None, None, None])  # both cells made "….0" below
+    ws.append([123456789012345678, "c", 1.2345678901234568e17, None, None, 1e17])
+    path = tmp_path / "debtors.xlsx"
+    wb.save(path)
+    _patch_xlsx(
+        path, {"<v>1002</v>": "<v>1002.0</v>", "<v>13812345679</v>": "<v>13812345679.0</v>"}
+    )
+    report = run_import(engine, "debtors", path, commit_good=True)
+    assert {(r, c) for r, c, _ in rejects_of(report)} == {
+        (4, "external_ref"),
+        (4, "phone"),
+        (4, "notes"),
+    }
+    assert all("digits lost" in r for r in report.rejects["reason"])
+    assert "1.234567890123457e+17" in set(report.rejects["value"])
+    with transaction(engine) as s:
+        stored = {
+            d.external_ref: [
+                c.value
+                for c in s.scalars(
+                    select(ContactPoint)
+                    .where(ContactPoint.debtor_id == d.id)
+                    .order_by(ContactPoint.id)
+                )
+            ]
+            for d in s.scalars(select(Debtor).where(Debtor.external_ref.like("100%")))
+        }
+        assert stored == {"1001": ["13812345678", "13900001111"], "1002": ["13812345679"]}
+        refs = set(s.scalars(select(Debtor.external_ref)))
+        assert not any("e+" in r or r.endswith(".0") for r in refs)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["external_ref", "debtor_ref", "portfolio", "product", "principal", "start_date"])
+    ws.append([5001, 1002, "PF1", "CASH12", 1000, "2026-01-15"])
+    ws.append([5002, 1.2345678901234568e17, "PF1", "CASH12", 1000, "2026-01-15"])
+    path = tmp_path / "accounts.xlsx"
+    wb.save(path)
+    _patch_xlsx(path, {"<v>1002</v>": "<v>1002.0</v>"})
+    report = run_import(engine, "accounts", path, commit_good=True)
+    assert {(r, c) for r, c, _ in rejects_of(report)} == {(3, "debtor_ref")}
+    assert "digits lost" in report.rejects["reason"][0]
+    with transaction(engine) as s:
+        acc = s.scalar(select(Account).where(Account.external_ref == "5001"))
+        debtor = s.scalar(select(Debtor).where(Debtor.external_ref == "1002"))
+        assert acc is not None and debtor is not None and acc.debtor_id == debtor.id
+    # Excel's display of a long number, saved into a CSV file, has lost its digits too.
+    csv = write_csv(
+        tmp_path / "p.csv",
+        [
+            ["external_ref", "account_ref", "amount", "value_date"],
+            ["1.23457E+17", "5001", "1", "2026-02-01"],
+        ],
+    )
+    report = run_import(engine, "payments", csv)
+    assert rejects_of(report) == {(2, "external_ref", "1.23457E+17")}
+
+
 # --------------------------------------------------------------------------- accounts
 
 
@@ -707,6 +891,37 @@ def test_payment_duplicates_and_conflicts(
         assert sorted(s.scalars(select(Payment.external_ref))) == ["L1X", "OLD", "OLD2"]
 
 
+def test_a_repeated_payment_whose_first_row_is_refused_is_posted_from_a_good_row(
+    engine: Engine, setup: dict[str, Any], tmp_path: Path
+) -> None:
+    with transaction(engine) as s:
+        factories.loan(s, s.get(factories.Portfolio, setup["portfolio"]), external_ref="L1")
+    path = write_csv(
+        tmp_path / "p.csv",
+        [
+            ["external_ref", "account_ref", "amount", "value_date", "currency"],
+            ["P1", "L1", "100", "2026-02-30", ""],  # refused: no such day
+            ["P1", "L1", "100", "2026-02-15", ""],  # the first good row of P1: posted
+            ["P1", "L1", "100", "2026-02-15", ""],  # a repeat of it: skipped
+            ["P2", "L1", "50", "2026-02-16", "USD"],  # refused: currency
+            ["P2", "L1", "50", "2026-02-16", "CNY"],  # posted
+        ],
+    )
+    report = run_import(engine, "payments", path)
+    assert not report.committed and {(r, c) for r, c, _ in rejects_of(report)} == {
+        (2, "value_date"),
+        (5, "currency"),
+    }
+    report = run_import(engine, "payments", path, commit_good=True)
+    assert report.written == 2 and report.skipped == 1
+    with transaction(engine) as s:
+        posted = {p.external_ref: (p.amount, p.value_date) for p in s.scalars(select(Payment))}
+    assert posted == {"P1": (10_000, dt.date(2026, 2, 15)), "P2": (5_000, dt.date(2026, 2, 16))}
+    # Importing the file again posts nothing twice.
+    again = run_import(engine, "payments", path, commit_good=True)
+    assert again.written == 0 and again.skipped == 3
+
+
 # --------------------------------------------------------------------------- round trip
 
 
@@ -792,6 +1007,85 @@ def test_export_then_import_into_an_empty_database(
         report = run_import(engine, kind, files[kind])
         assert report.rejects.height == 0, (kind, report.rejects.to_dicts())
     assert _state(engine) == before
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _cli(args: list[str]) -> Any:
+    import typer
+    from typer.testing import CliRunner
+
+    from recoup.core.db import get_engine
+    from recoup.ledger import cli
+
+    app = typer.Typer()
+    cli.register(app)
+    get_engine.cache_clear()  # the command's engine is the test's database
+    try:
+        return CliRunner().invoke(app, args)
+    finally:
+        get_engine.cache_clear()
+
+
+def _accounts_file(path: Path, good: int, bad: int) -> Path:
+    header = ["external_ref", "debtor_ref", "portfolio", "product", "principal", "start_date"]
+    rows = [[f"G{i}", "D1", "PF1", "CASH12", "1000", "2026-01-15"] for i in range(good)]
+    rows += [[f"B{i}", "D1", "PF1", "CASH12", "12.345", "2026-01-15"] for i in range(bad)]
+    return write_csv(path, [header, *rows])
+
+
+def test_all_or_nothing_writes_the_full_rejects_file_when_asked(
+    engine: Engine, setup: dict[str, Any], tmp_path: Path
+) -> None:
+    path = _accounts_file(tmp_path / "a.csv", good=2, bad=60)
+    out = tmp_path / "problems.csv"
+    before = counts(engine)
+    result = _cli(["import", "accounts", str(path), "--rejects", str(out)])
+    assert result.exit_code == 2, result.output
+    assert counts(engine) == before
+    rejects = pl.read_csv(out, infer_schema=False)
+    assert rejects.height == 60 and set(rejects["column"]) == {"principal"}
+    assert rejects["row"].to_list() == [str(r) for r in range(4, 64)]
+    # Without --rejects no file is written beside the input.
+    result = _cli(["import", "accounts", str(path)])
+    assert result.exit_code == 2 and not (tmp_path / "a-rejects.csv").exists()
+    # The input file is never overwritten by its rejects.
+    text_before = path.read_bytes()
+    result = _cli(["import", "accounts", str(path), "--rejects", str(path)])
+    assert result.exit_code == 2 and path.read_bytes() == text_before
+
+
+def test_commit_good_writes_nothing_when_the_rejects_file_cannot_be_written(
+    engine: Engine, setup: dict[str, Any], tmp_path: Path
+) -> None:
+    path = _accounts_file(tmp_path / "a.csv", good=2, bad=1)
+    before = counts(engine)
+    target = tmp_path / "no such folder" / "r.csv"
+    result = _cli(["import", "accounts", str(path), "--commit-good", "--rejects", str(target)])
+    assert result.exit_code == 2, result.output
+    assert counts(engine) == before and not target.exists()
+    result = _cli(["import", "accounts", str(path), "--commit-good"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a-rejects.csv").exists()
+    assert counts(engine)["account"] == before["account"] + 2
+
+
+def test_the_rejects_are_handed_over_before_the_good_rows_are_committed(
+    engine: Engine, setup: dict[str, Any], tmp_path: Path
+) -> None:
+    path = _accounts_file(tmp_path / "a.csv", good=2, bad=1)
+    seen: list[tuple[int, int]] = []
+
+    def before_commit(report: bulk.ImportReport) -> None:
+        seen.append((report.rejects.height, counts(engine)["account"]))
+
+    report = bulk.import_file(
+        engine, "accounts", path, commit_good=True, before_commit=before_commit
+    )
+    assert report.committed and report.written == 2
+    assert seen == [(1, 0)]  # called once, while the accounts were not yet visible to others
+    assert counts(engine)["account"] == 2
 
 
 # --------------------------------------------------------------------------- vectorised

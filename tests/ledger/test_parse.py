@@ -240,3 +240,81 @@ def test_phone_and_email_checks_match_the_service() -> None:
     assert one(parse.phone, "call me")[1] is not None
     assert one(parse.email, "a@b.cn") == ("a@b.cn", None)
     assert one(parse.email, "@b.cn")[1] is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "per_ten_thousand"),
+    [
+        ("万分之十", "10"),
+        ("万分之十五", "15"),
+        ("万分之二十", "20"),
+        ("万分之二十五", "25"),
+        ("万分之两", "2"),
+        ("日息万分之十二", "12"),
+        ("万分之十点五", "10.5"),
+        ("万分之零点五", "0.5"),
+        ("万分之五点五", "5.5"),
+        ("万分之一百", "100"),
+        ("万分之一百零五", "105"),
+        ("万分之一百五十", "150"),
+        ("万分之拾伍", "15"),
+        ("万分之１５", "15"),
+    ],
+)
+def test_chinese_numerals_in_daily_rates(text: str, per_ten_thousand: str) -> None:
+    # N per ten-thousand a day is N * 365 / 100 percent a year: ppm = N * 100 * 365.
+    whole, _, frac = per_ten_thousand.partition(".")
+    hundredths = int(whole) * 100 + int((frac + "00")[:2])
+    assert one(parse.rate_ppm, text) == (hundredths * 365, None)
+
+
+@pytest.mark.parametrize(
+    "text", ["万分之一百五", "万分之十十", "万分之零十", "万分之百", "万分之十二三"]
+)
+def test_chinese_numerals_that_read_two_ways_or_none_are_not_rates(text: str) -> None:
+    value, why = one(parse.rate_ppm, text)
+    assert value is None and why is not None and why.startswith("not a rate")
+
+
+def test_free_text_keeps_full_width_forms_but_loses_invisible_characters() -> None:
+    frame = pl.DataFrame(
+        {
+            "address": [
+                "\u3000上海市（浦东）１号。\u3000",
+                "\ufeff北京\u200b市，朝阳区 ",
+                "\u3000",
+            ],
+            "amount": ["１２３４．５", "￥5", None],
+        }
+    )
+    out = parse.clean_frame(frame, verbatim=["address"])
+    assert out["address"].to_list() == ["上海市（浦东）１号。", "北京市，朝阳区", None]
+    assert out["amount"].to_list() == ["1234.5", "¥5", None]
+
+
+def test_whole_numbers_from_workbook_cells_become_their_digits() -> None:
+    frame = pl.DataFrame(
+        {"s": ["13812345678.0", "1002.0", "-7.0", "12.5", "D1.0", "1234567890123456.0", None]}
+    )
+    out = frame.select(parse.excel_whole_number(pl.col("s")))["s"].to_list()
+    assert out == ["13812345678", "1002", "-7", "12.5", "D1.0", "1234567890123456.0", None]
+
+
+@pytest.mark.parametrize(
+    ("text", "workbook", "lost"),
+    [
+        ("1.234567890123457e+17", True, True),  # a float of 18 digits, as a workbook gives it
+        ("1e+16", True, True),
+        ("1234567890123456.0", True, True),  # 16 digits: Excel keeps 15
+        ("123456789012345", True, False),
+        ("1.10101199001011E+17", False, True),  # Excel's display, saved into a CSV file
+        ("1.5E+3", False, True),
+        ("110101199001011234", False, False),
+        ("D1E5", False, False),
+        ("2024E0001", False, False),  # an invoice number, not a number
+    ],
+)
+def test_numbers_whose_digits_were_lost(text: str, workbook: bool, lost: bool) -> None:
+    why = one(lambda e: parse.Parsed(e, parse.digits_lost(e, workbook=workbook)), text)[1]
+    assert (why is not None) == lost
+    assert why is None or ("digits lost" in why and " / " in why)
