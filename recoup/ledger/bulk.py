@@ -1587,6 +1587,40 @@ def _account_lookup(conn: Connection, refs: pl.Series) -> pl.DataFrame:
     )
 
 
+def _with_accounts(
+    conn: Connection,
+    df: pl.DataFrame,
+    rejects: Rejects,
+    kind: Kind,
+    sheet: Sheet,
+    amounts: Sequence[str],
+) -> tuple[pl.DataFrame, list[str]]:
+    """Join each row's account (an unknown `account_ref` is rejected), then parse the row's
+    amounts in that account's currency. Returns the frame and the currencies met."""
+    accounts = _account_lookup(conn, df[v("account_ref")])
+    df = df.join(accounts, on=v("account_ref"), how="left")
+    rejects.add(
+        df,
+        "account_ref",
+        parse._reason(
+            pl.col(v("account_ref")).is_not_null() & pl.col("account_id").is_null(),
+            "unknown account",
+            "账户不存在",
+        ),
+    )
+    currencies = accounts["cur"].unique().to_list()
+    df = _parse_columns(
+        df,
+        rejects,
+        kind,
+        sheet,
+        amounts,
+        decimals=_decimals(pl.col("cur"), currencies),
+        currency=pl.col("cur"),
+    )
+    return df, currencies
+
+
 def _existing_schedules(conn: Connection, refs: pl.Series) -> pl.DataFrame:
     _temp_keys(conn, "import_keys", refs)
     out = fetch(
@@ -1628,26 +1662,8 @@ def import_instalments(
     )
     with engine.begin() as conn:
         progress("look up")
-        accounts = _account_lookup(conn, df[v("account_ref")])
-        df = df.join(accounts, on=v("account_ref"), how="left")
-        rejects.add(
-            df,
-            "account_ref",
-            parse._reason(
-                pl.col(v("account_ref")).is_not_null() & pl.col("account_id").is_null(),
-                "unknown account",
-                "账户不存在",
-            ),
-        )
-        currencies = accounts["cur"].unique().to_list()
-        df = _parse_columns(
-            df,
-            rejects,
-            "instalments",
-            sheet,
-            ["principal", "interest", "fee"],
-            decimals=_decimals(pl.col("cur"), currencies),
-            currency=pl.col("cur"),
+        df, currencies = _with_accounts(
+            conn, df, rejects, "instalments", sheet, ["principal", "interest", "fee"]
         )
         rejects.add(
             df,
@@ -1902,27 +1918,7 @@ def import_payments(
     )
     with engine.begin() as conn:
         progress("look up")
-        accounts = _account_lookup(conn, df[v("account_ref")])
-        df = df.join(accounts, on=v("account_ref"), how="left")
-        rejects.add(
-            df,
-            "account_ref",
-            parse._reason(
-                pl.col(v("account_ref")).is_not_null() & pl.col("account_id").is_null(),
-                "unknown account",
-                "账户不存在",
-            ),
-        )
-        currencies = accounts["cur"].unique().to_list()
-        df = _parse_columns(
-            df,
-            rejects,
-            "payments",
-            sheet,
-            ["amount"],
-            decimals=_decimals(pl.col("cur"), currencies),
-            currency=pl.col("cur"),
-        )
+        df, currencies = _with_accounts(conn, df, rejects, "payments", sheet, ["amount"])
         rejects.add(
             df,
             "amount",
