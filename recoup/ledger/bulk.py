@@ -749,8 +749,7 @@ def _parse_columns(
     optional: Sequence[str] = (),
 ) -> pl.DataFrame:
     """Add `v.<name>` for each column, collecting every bad cell."""
-    exprs: list[pl.Expr] = []
-    errs: list[tuple[str, pl.Expr]] = []
+    columns: dict[str, Parsed] = {}
     for col in SPECS[kind]:
         if col.name not in names:
             continue
@@ -780,12 +779,11 @@ def _parse_columns(
         error = parsed.error
         if col.required and col.name not in optional:
             error = pl.when(raw.is_null()).then(pl.lit(REQUIRED)).otherwise(error)
-        exprs.append(parsed.value.alias(v(col.name)))
-        errs.append((col.name, error))
-    out = df.with_columns(*exprs, *(e.alias(f"e.{n}") for n, e in errs))
-    for name, _ in errs:
-        rejects.add(out, name, pl.col(f"e.{name}"))
-    return out.drop([f"e.{n}" for n, _ in errs])
+        columns[v(col.name)] = Parsed(parsed.value, error, parsed.stages)
+    out = parse.evaluate(df, columns)
+    for name in columns:
+        rejects.add(out, name.removeprefix("v."), pl.col(f"e.{name}"))
+    return out.drop([f"e.{n}" for n in columns])
 
 
 def _duplicates(df: pl.DataFrame, rejects: Rejects, column: str) -> None:

@@ -35,6 +35,25 @@ MAX_DIGITS = 18  # 10**18 < 2**63: every accepted amount fits a BIGINT
 class Parsed:
     value: pl.Expr
     error: pl.Expr
+    # Helper columns (name, expression of the raw column only) to add before `value` and
+    # `error` are evaluated, and to drop afterwards: Polars evaluates an expression tree as a
+    # tree, so a regex extraction read by many fields is run once as a column, not once a use.
+    stages: tuple[tuple[str, pl.Expr], ...] = ()
+
+
+def evaluate(frame: pl.DataFrame, parsed: Mapping[str, Parsed]) -> pl.DataFrame:
+    """`frame` with, for each name, the columns `name` (value) and `e.name` (error)."""
+    stages = [e.alias(n) for p in parsed.values() for n, e in p.stages]
+    staged = frame.with_columns(stages) if stages else frame
+    out = staged.with_columns(
+        *(p.value.alias(n) for n, p in parsed.items()),
+        *(p.error.alias(f"e.{n}") for n, p in parsed.items()),
+    )
+    return out.drop([n for p in parsed.values() for n, _ in p.stages])
+
+
+def _stage_name(expr: pl.Expr, what: str) -> str:
+    return f"_stage.{expr.meta.output_name()}.{what}"
 
 
 # --------------------------------------------------------------------------- cleaning
@@ -235,7 +254,9 @@ def amount(
     """An amount in minor units (Int64) of a currency with `decimals` decimal places."""
     in_parens = expr.str.contains(r"^\(.*\)$")
     s = pl.when(in_parens).then(expr.str.slice(1, expr.str.len_chars() - 2)).otherwise(expr)
-    groups = s.str.strip_chars().str.extract_groups(_AMOUNT)
+    key = _stage_name(expr, "amount")
+    stage = s.str.strip_chars().str.extract_groups(_AMOUNT)
+    groups = pl.col(key)
     matched = groups.struct.field("int").is_not_null()
     value, too_many, too_large, no_digits = _scaled_integer(groups, decimals)
     minus = (groups.struct.field("sign") == "-").fill_null(False) | (
@@ -274,7 +295,9 @@ def amount(
         symbol_error,
     )
     error = pl.when(expr.is_null()).then(None).otherwise(error)
-    return Parsed(pl.when(error.is_null() & expr.is_not_null()).then(signed), error)
+    return Parsed(
+        pl.when(error.is_null() & expr.is_not_null()).then(signed), error, ((key, stage),)
+    )
 
 
 # Chinese numerals of "万分之十五"-style daily rates: digits, 十 and 百 (up to 999), 点.
@@ -344,8 +367,13 @@ def rate_ppm(expr: pl.Expr) -> Parsed:
     annual = annual.str.strip_suffix("%")
     d_groups = daily.str.extract_groups(_NUMBER)
     a_groups = annual.str.extract_groups(_NUMBER)
-    is_daily = per_day.is_not_null()
-    groups = pl.when(is_daily).then(d_groups).otherwise(a_groups)
+    keys = _stage_name(expr, "rate"), _stage_name(expr, "daily"), _stage_name(expr, "pct")
+    stages = (
+        (keys[0], pl.when(per_day.is_not_null()).then(d_groups).otherwise(a_groups)),
+        (keys[1], per_day.is_not_null()),
+        (keys[2], has_pct),
+    )
+    groups, is_daily, has_pct = pl.col(keys[0]), pl.col(keys[1]), pl.col(keys[2])
     # percent a year -> ppm is 10**4; per ten-thousand a day -> ppm a year is 100 * 365.
     value, too_many, too_large, no_digits = _scaled_integer(
         groups, pl.when(is_daily).then(2).otherwise(4)
@@ -367,7 +395,7 @@ def rate_ppm(expr: pl.Expr) -> Parsed:
         ),
     )
     error = pl.when(expr.is_null()).then(None).otherwise(error)
-    return Parsed(pl.when(error.is_null() & expr.is_not_null()).then(value), error)
+    return Parsed(pl.when(error.is_null() & expr.is_not_null()).then(value), error, stages)
 
 
 def integer(expr: pl.Expr, *, lo: int, hi: int, units: tuple[str, ...] = ()) -> Parsed:

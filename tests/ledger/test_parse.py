@@ -15,7 +15,7 @@ from recoup.ledger import parse
 def run(parsed_of: object, values: list[str | None]) -> list[tuple[object, str | None]]:
     frame = parse.clean_frame(pl.DataFrame({"s": values}, schema={"s": pl.String}))
     parsed = parsed_of(pl.col("s"))  # type: ignore[operator]
-    out = frame.select(parsed.value.alias("v"), parsed.error.alias("e"))
+    out = parse.evaluate(frame, {"v": parsed}).select("v", "e.v")
     return list(out.iter_rows())
 
 
