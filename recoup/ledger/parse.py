@@ -23,6 +23,7 @@ text keeps what was typed, less outer spaces and invisible characters (`clean_te
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -52,8 +53,12 @@ def evaluate(frame: pl.DataFrame, parsed: Mapping[str, Parsed]) -> pl.DataFrame:
     return out.drop([n for p in parsed.values() for n, _ in p.stages])
 
 
-def _stage_name(expr: pl.Expr, what: str) -> str:
-    return f"_stage.{expr.meta.output_name()}.{what}"
+_STAGE_IDS = itertools.count(1)
+
+
+def _stage_name(what: str) -> str:
+    """A helper column name no other parse in the same frame can take."""
+    return f"_stage.{next(_STAGE_IDS)}.{what}"
 
 
 # --------------------------------------------------------------------------- cleaning
@@ -254,7 +259,7 @@ def amount(
     """An amount in minor units (Int64) of a currency with `decimals` decimal places."""
     in_parens = expr.str.contains(r"^\(.*\)$")
     s = pl.when(in_parens).then(expr.str.slice(1, expr.str.len_chars() - 2)).otherwise(expr)
-    key = _stage_name(expr, "amount")
+    key = _stage_name("amount")
     stage = s.str.strip_chars().str.extract_groups(_AMOUNT)
     groups = pl.col(key)
     matched = groups.struct.field("int").is_not_null()
@@ -367,7 +372,7 @@ def rate_ppm(expr: pl.Expr) -> Parsed:
     annual = annual.str.strip_suffix("%")
     d_groups = daily.str.extract_groups(_NUMBER)
     a_groups = annual.str.extract_groups(_NUMBER)
-    keys = _stage_name(expr, "rate"), _stage_name(expr, "daily"), _stage_name(expr, "pct")
+    keys = _stage_name("rate"), _stage_name("daily"), _stage_name("pct")
     stages = (
         (keys[0], pl.when(per_day.is_not_null()).then(d_groups).otherwise(a_groups)),
         (keys[1], per_day.is_not_null()),
