@@ -146,6 +146,17 @@ STATUS_ALIASES = {
     "已冲正": "reversed",
 }
 
+# The account a row of instalments or payments belongs to, by the account's external reference.
+ACCOUNT_REF = Column(
+    "account_ref",
+    "text",
+    True,
+    ("账户编号", "合同编号", "合同号", "借据号", "账号"),
+    64,
+    "L0001",
+    code=True,
+)
+
 SPECS: dict[Kind, tuple[Column, ...]] = {
     "debtors": (
         Column(
@@ -378,15 +389,7 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
         Column("grace_days", "int", False, ("宽限期", "宽限天数"), example="3", note="days, 0-365"),
     ),
     "instalments": (
-        Column(
-            "account_ref",
-            "text",
-            True,
-            ("账户编号", "合同编号", "合同号", "借据号", "账号"),
-            64,
-            "L0001",
-            code=True,
-        ),
+        ACCOUNT_REF,
         Column(
             "seq",
             "int",
@@ -410,15 +413,7 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
             "P20260215001",
             code=True,
         ),
-        Column(
-            "account_ref",
-            "text",
-            True,
-            ("账户编号", "合同编号", "合同号", "借据号", "账号"),
-            64,
-            "L0001",
-            code=True,
-        ),
+        ACCOUNT_REF,
         Column(
             "amount",
             "amount",
