@@ -37,6 +37,14 @@ def _div_half_up(num: pl.Expr, den: int) -> pl.Expr:
     return (num + den // 2) // den
 
 
+def _mul_div_half_up(a: pl.Expr, b: pl.Expr, den: int) -> pl.Expr:
+    """a*b/den rounded half up without the 64-bit overflow of a*b (a, b non-negative).
+
+    With a = q*den + r: a*b/den = q*b + r*b/den, and q*b is whole, so only r*b/den is rounded.
+    """
+    return (a // den) * b + _div_half_up((a % den) * b, den)
+
+
 def generate_schedules(loans: pl.DataFrame) -> pl.DataFrame:
     """Instalments for many loans at once.
 
@@ -81,8 +89,8 @@ def generate_schedules(loans: pl.DataFrame) -> pl.DataFrame:
                 .dt.offset_by(pl.format("{}mo", pl.col("term")))
                 .alias("due_date"),
                 pl.col("principal").alias("principal_due"),
-                _div_half_up(
-                    pl.col("principal") * pl.col("interest_rate_ppm") * pl.col("term"), month
+                _mul_div_half_up(
+                    pl.col("principal") * pl.col("term"), pl.col("interest_rate_ppm"), month
                 ).alias("interest_due"),
                 pl.lit(0, dtype=pl.Int64).alias("fee_due"),
             )
