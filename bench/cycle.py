@@ -14,6 +14,11 @@ For comparison it times one bare set-based SQL statement pair doing the core ari
 over the same data (aggregate the unpaid instalments due per account, then update DPD, bucket,
 overdue amount and penalty) without the ledger entries, the cap, the watermarks or partitions.
 
+Building a million accounts takes 10 to 20 minutes. `--keep PATH` (SQLite: a file; PostgreSQL: a
+database name) keeps a copy of the book as built and run for D; `--from PATH` starts from such a
+copy instead of building (SQLite copies the file, PostgreSQL clones the database as a template),
+so that the daily runs can be timed again on the same book.
+
 Last line: `accounts=<n> seconds=<s> db=<name>` (seconds: the median daily run, cycle alone).
 """
 
@@ -21,18 +26,25 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import fresh_database, machine, median
+from bench.common import DEFAULT_PG, fresh_database, machine, median
+from recoup.core.db import make_engine
 from recoup.cycle import service as cycle
 from recoup.demo import service as demo
+from recoup.ledger.models import Account
 
 AS_OF = dt.date(2026, 11, 23)
 
@@ -68,38 +80,112 @@ def bare_sql(engine: Engine, day: dt.date) -> float:
     return seconds
 
 
+def _server() -> str:
+    server = os.environ.get("RECOUP_DATABASE_URL", DEFAULT_PG)
+    return server if server.startswith("postgresql") else DEFAULT_PG
+
+
+def keep_copy(engine: Engine, kind: str, target: str) -> None:
+    """Save the book as it is now under `target` (a file, or a database name)."""
+    if kind == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        shutil.copyfile(str(engine.url.database), target)
+        return
+    engine.dispose()
+    admin = make_engine(_server(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target}"'))
+        conn.execute(text(f'CREATE DATABASE "{target}" TEMPLATE "{engine.url.database}"'))
+    admin.dispose()
+
+
+@contextmanager
+def copied_database(kind: str, source: str, workdir: Path) -> Iterator[Engine]:
+    """A throw-away copy of a book saved with --keep."""
+    if kind == "sqlite":
+        path = workdir / "bench-copy.db"
+        shutil.copyfile(source, path)
+        os.sync()  # let the copy reach the disk before anything is timed
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    admin = make_engine(_server(), isolation_level="AUTOCOMMIT")
+    name = f"recoup_bench_copy_{os.getpid()}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
+    engine = make_engine(make_url(_server()).set(database=name).render_as_string(False))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--accounts", type=int, default=100_000)
     ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--repeat", type=int, default=3, help="daily runs to time (D+1, D+2, …)")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--keep", default=None, help="save the book as built and run for D here")
+    ap.add_argument("--from", dest="source", default=None, help="start from a --keep copy")
     args = ap.parse_args()
     print(f"machine: {machine()}")
-    with (
-        tempfile.TemporaryDirectory(dir=args.workdir) as tmp,
-        fresh_database(args.db, Path(tmp)) as engine,
-    ):
-        t0 = time.perf_counter()
-        result = demo.load_demo(engine, args.accounts, as_of=AS_OF, run_cycle=True)
-        print(
-            f"built {args.accounts:,} accounts in {result.build_seconds:.1f}s "
-            f"(rows: {result.counts}); first cycle for {AS_OF} (catch-up since each contract) "
-            f"{result.cycle_seconds:.2f}s; total {time.perf_counter() - t0:.1f}s"
-        )
-        runs: list[float] = []
-        for k in range(1, args.repeat + 1):
-            day = AS_OF + dt.timedelta(days=k)
-            res = cycle.run_cycle(engine, day)
-            runs.append(res.seconds)
-            shown = {key: res.counts[key] for key in ("touched", "delinquent", "cured", "capped")}
-            print(f"daily run {day}: {res.seconds:.2f}s {shown}")
-        bare = [bare_sql(engine, AS_OF + dt.timedelta(days=args.repeat)) for _ in range(3)]
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        if args.source:
+            book = copied_database(args.db, args.source, Path(tmp))
+        else:
+            book = fresh_database(args.db, Path(tmp))
+        with book as engine:
+            if args.source:
+                with engine.connect() as conn:
+                    found = conn.execute(select(func.count(Account.id))).scalar_one()
+                if found != args.accounts:
+                    raise SystemExit(
+                        f"{args.source} holds {found:,} accounts, not {args.accounts:,}"
+                    )
+                print(f"book of {found:,} accounts copied from {args.source}")
+            else:
+                build(engine, args.accounts)
+                if args.keep:
+                    keep_copy(engine, args.db, args.keep)
+                    print(f"book saved as {args.keep}")
+            runs, bare = daily_runs(engine, args.repeat)
         print(
             f"median daily run {median(runs):.2f}s; bare SQL aggregate+update {median(bare):.2f}s "
             f"(ratio {median(runs) / median(bare):.2f})"
         )
     print(f"accounts={args.accounts} seconds={median(runs):.2f} db={args.db}")
+
+
+def build(engine: Engine, accounts: int) -> None:
+    t0 = time.perf_counter()
+    result = demo.load_demo(engine, accounts, as_of=AS_OF, run_cycle=True)
+    print(
+        f"built {accounts:,} accounts in {result.build_seconds:.1f}s "
+        f"(rows: {result.counts}); first cycle for {AS_OF} (catch-up since each contract) "
+        f"{result.cycle_seconds:.2f}s; total {time.perf_counter() - t0:.1f}s"
+    )
+
+
+def daily_runs(engine: Engine, repeat: int) -> tuple[list[float], list[float]]:
+    """Time `repeat` daily runs after D, then the bare SQL; the book is left at D+repeat."""
+    runs: list[float] = []
+    for k in range(1, repeat + 1):
+        day = AS_OF + dt.timedelta(days=k)
+        res = cycle.run_cycle(engine, day)
+        runs.append(res.seconds)
+        shown = {key: res.counts[key] for key in ("touched", "delinquent", "cured", "capped")}
+        print(f"daily run {day}: {res.seconds:.2f}s {shown}")
+    bare = [bare_sql(engine, AS_OF + dt.timedelta(days=repeat)) for _ in range(3)]
+    return runs, bare
 
 
 if __name__ == "__main__":

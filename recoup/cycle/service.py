@@ -5,24 +5,34 @@ For an as-of date D, per partition of account ids, in one transaction:
 1. aggregate the unpaid instalments due on or before D per account (oldest due date, overdue
    amount, interest and fees falling due since the account's `recognised_through`, the
    principal-days on which penalty accrues since `accrued_through`, late fees for instalments
-   whose grace period ended since then);
-2. limit penalty and late fees to the annualised cap;
-3. append ledger entries (recognition, penalty and late-fee accrual);
-4. update the accounts (balances, DPD, bucket, stage, overdue amount, status, watermarks);
-5. return cured accounts to current;
-6. record the partition as done.
+   whose grace period ended since then) and limit penalty and late fees to the annualised
+   cap, in one statement, into the temporary table `cyc`;
+2. append ledger entries (recognition, penalty and late-fee accrual) and update the accounts
+   (balances, DPD, bucket, stage, overdue amount, status, watermarks), in the order each
+   database does fastest;
+3. return cured accounts to current;
+4. record the partition as done.
 
 Only accounts with something due, or that were delinquent, are touched. Every step is SQL over
 the partition: there is no Python loop per account. Re-running a date changes nothing, because
 the watermarks are already at D; a run killed midway resumes with the partitions that did not
 commit, and each of those starts from exactly the state an uninterrupted run would have seen.
+
+Speed (docs/benchmarks.md): statistics are gathered on `cyc` so that the planners join it the
+cheap way round; on SQLite a second thread checkpoints the write-ahead log while the run goes
+on, and indexed columns are written only where they change; on PostgreSQL each partition
+commits without waiting for its WAL flush (safe: a lost partition is redone whole) and the
+account table leaves room for same-page (HOT) updates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +87,12 @@ class _Sql:
         # Spelled as the partial index ix_instalment_unpaid is, so that the planner uses it.
         return f"NOT {col}" if self.pg else f"{col} = 0"
 
+    def analyze(self, name: str) -> str:
+        # Neither database gathers statistics on temporary tables by itself. Without them
+        # SQLite's planner guesses the table is large and, for every join against account,
+        # first builds a Bloom filter by reading all of account (a second per million rows).
+        return f"ANALYZE {name}" if self.pg else f"ANALYZE temp.{name}"
+
     def temp(self, name: str, select_sql: str) -> str:
         if self.pg:
             return f"CREATE TEMP TABLE {name} ON COMMIT DROP AS {select_sql}"
@@ -119,6 +135,8 @@ def partition_sql(dialect: str, settings: Settings) -> list[tuple[str, str]]:
     scope = (
         f"{q.unpaid('i.is_paid')} AND i.due_date <= :d AND i.account_id >= :lo "
         f"AND i.account_id < :hi AND a.status <> 'written_off'"
+        # PostgreSQL does not carry the range over the join by itself; SQLite does not need it.
+        + (" AND a.id >= :lo AND a.id < :hi" if q.pg else "")
     )
     pen_days = q.greatest("0", q.least(f"{dd_due} - a.grace_days", dd_acc))
     crossed = f"{dd_due} > a.grace_days AND {dd_due} - a.grace_days <= {dd_acc}"
@@ -146,22 +164,30 @@ def partition_sql(dialect: str, settings: Settings) -> list[tuple[str, str]]:
     dpd = f"COALESCE({q.days_to_d('g.oldest_due')}, 0)"
     room = q.greatest("0", f"{cap_total} - (a.charges_total + g.rec_interest + g.rec_fee)")
     lf_capped = q.least("g.lf_raw", q.greatest("0", "g.room - " + q.least("g.pen_raw", "g.room")))
+    # One statement: aggregate, then limit to the cap with the account's terms. The account's
+    # status and currency are carried along so that the counts read `cyc` alone. MATERIALIZED
+    # keeps SQLite from flattening `g` into the outer query, which would compute the room
+    # under the cap (dates and all) again for every reference to it.
     step1 = f"""
-        SELECT g.id, g.oldest_due, g.od_sched, g.rec_interest, g.rec_fee, g.pen_raw, g.lf_raw,
-               g.room, g.dpd,
-               CASE WHEN g.room IS NULL THEN g.pen_raw
-                    ELSE {q.least("g.pen_raw", "g.room")} END AS pen,
-               CASE WHEN g.room IS NULL THEN g.lf_raw
-                    ELSE {lf_capped} END AS lf
-        FROM (
+        WITH g AS MATERIALIZED (
           SELECT g.id, g.oldest_due, g.od_sched, g.rec_interest, g.rec_fee, g.lf_raw,
                  {pen_raw} AS pen_raw,
                  CASE WHEN a.cap_rate_ppm IS NULL THEN NULL
                       ELSE {room}
                  END AS room,
-                 {dpd} AS dpd
-          FROM cyc_agg g JOIN account a ON a.id = g.id
-        ) g"""
+                 {dpd} AS dpd,
+                 a.status AS old_status, a.bucket AS old_bucket, a.currency,
+                 a.recognised_through
+          FROM ({agg}) g JOIN account a ON a.id = g.id
+          WHERE a.id >= :lo AND a.id < :hi
+        )
+        SELECT g.id, g.oldest_due, g.od_sched, g.rec_interest, g.rec_fee, g.pen_raw, g.lf_raw,
+               g.room, g.dpd, g.old_status, g.old_bucket, g.currency, g.recognised_through,
+               CASE WHEN g.room IS NULL THEN g.pen_raw
+                    ELSE {q.least("g.pen_raw", "g.room")} END AS pen,
+               CASE WHEN g.room IS NULL THEN g.lf_raw
+                    ELSE {lf_capped} END AS lf
+        FROM g"""
     bucket = _case_bucket("c.dpd", settings.bucket_bounds)
     stage = _case_stage("c.dpd", settings.stage_thresholds)
     new_status = (
@@ -169,21 +195,56 @@ def partition_sql(dialect: str, settings: Settings) -> list[tuple[str, str]]:
         "(CASE WHEN c.dpd > 0 THEN 'delinquent' ELSE 'current' END) "
         "ELSE account.status END"
     )
+    new_status_c = new_status.replace("account.status", "c.old_status")
     cols = "account_id, instalment_seq, entry_date, kind, component, amount, created_at"
     # Only the accounts the aggregate found something to recognise for (on an ordinary day,
     # those with an instalment falling due today), not every instalment of the partition again.
     recognise = f"""
         INSERT INTO ledger_entry ({cols})
         SELECT i.account_id, i.seq, i.due_date, 'recognise', '{{comp}}', i.{{comp}}_due, :now
-        FROM cyc c JOIN instalment i ON i.account_id = c.id JOIN account a ON a.id = c.id
-        WHERE c.rec_{{comp}} > 0 AND {scope} AND {is_new} AND i.{{comp}}_due > 0"""
-    m0 = rules.bucket_for(0, settings.bucket_bounds)
-    s0 = rules.stage_for(0, settings.stage_thresholds)
-    return [
-        ("drop", "DROP TABLE IF EXISTS cyc"),
-        ("drop_agg", "DROP TABLE IF EXISTS cyc_agg"),
-        ("aggregate", q.temp("cyc_agg", agg)),
-        ("cap", q.temp("cyc", step1)),
+        FROM cyc c JOIN instalment i ON i.account_id = c.id
+        WHERE c.rec_{{comp}} > 0 AND {q.unpaid("i.is_paid")} AND i.due_date <= :d
+          AND {is_new.replace("a.", "c.")} AND i.{{comp}}_due > 0"""
+    classify = f"""
+              bucket = {bucket},
+              status_since = CASE WHEN ({new_status}) <> account.status THEN :d
+                                  ELSE account.status_since END,
+              status = {new_status}"""
+    update = f"""
+            UPDATE account SET
+              interest_balance = account.interest_balance + c.rec_interest,
+              fee_balance = account.fee_balance + c.rec_fee,
+              penalty_balance = account.penalty_balance + c.pen,
+              late_fee_balance = account.late_fee_balance + c.lf,
+              charges_total = account.charges_total + c.rec_interest + c.rec_fee + c.pen + c.lf,
+              oldest_unpaid_due = c.oldest_due,
+              dpd = c.dpd,
+              stage = {stage},
+              overdue_amount = c.od_sched + account.penalty_balance + c.pen
+                               + account.late_fee_balance + c.lf,
+              recognised_through = :d,
+              accrued_through = :d{{classify}}
+            FROM cyc c
+            WHERE account.id = c.id AND account.id >= :lo AND account.id < :hi"""
+    updates = [
+        # PostgreSQL compares the old and new values of indexed columns (bucket, status) and
+        # keeps the update on its page (HOT) when they are equal: one statement. SQLite rewrites
+        # the index entries of every row whose UPDATE names an indexed column, changed or not,
+        # so there bucket and status are set by a second statement only where they change.
+        ("update", update.format(classify="," + classify) if q.pg else update.format(classify="")),
+    ]
+    if not q.pg:
+        updates.append(
+            (
+                "reclassify",
+                f"""
+            UPDATE account SET{classify}
+            FROM cyc c
+            WHERE account.id = c.id AND account.id >= :lo AND account.id < :hi
+              AND (c.old_bucket <> {bucket} OR c.old_status <> ({new_status_c}))""",
+            )
+        )
+    entries = [
         ("recognise_interest", recognise.format(comp="interest")),
         ("recognise_fee", recognise.format(comp="fee")),
         (
@@ -198,28 +259,26 @@ def partition_sql(dialect: str, settings: Settings) -> list[tuple[str, str]]:
             INSERT INTO ledger_entry ({cols})
             SELECT id, NULL, :d, 'accrual', 'late_fee', lf, :now FROM cyc WHERE lf > 0""",
         ),
-        (
-            "update",
-            f"""
-            UPDATE account SET
-              interest_balance = account.interest_balance + c.rec_interest,
-              fee_balance = account.fee_balance + c.rec_fee,
-              penalty_balance = account.penalty_balance + c.pen,
-              late_fee_balance = account.late_fee_balance + c.lf,
-              charges_total = account.charges_total + c.rec_interest + c.rec_fee + c.pen + c.lf,
-              oldest_unpaid_due = c.oldest_due,
-              dpd = c.dpd,
-              bucket = {bucket},
-              stage = {stage},
-              overdue_amount = c.od_sched + account.penalty_balance + c.pen
-                               + account.late_fee_balance + c.lf,
-              status_since = CASE WHEN ({new_status}) <> account.status THEN :d
-                                  ELSE account.status_since END,
-              status = {new_status},
-              recognised_through = :d,
-              accrued_through = :d
-            FROM cyc c WHERE account.id = c.id""",
-        ),
+    ]
+    m0 = rules.bucket_for(0, settings.bucket_bounds)
+    s0 = rules.stage_for(0, settings.stage_thresholds)
+    tuning = [
+        # Per transaction, PostgreSQL only. JIT compilation costs more than it saves on these
+        # statements; the aggregate wants more than the default 4 MB to hash in memory; and a
+        # partition need not wait for its WAL to reach the disk: if the server crashed first,
+        # the partition would be lost whole (its record with it) and the resumed run redoes it.
+        ("jit", "SET LOCAL jit = off"),
+        ("work_mem", "SET LOCAL work_mem = '256MB'"),
+        ("synchronous_commit", "SET LOCAL synchronous_commit = off"),
+    ]
+    return [
+        *(tuning if q.pg else []),
+        ("drop", "DROP TABLE IF EXISTS cyc"),
+        ("aggregate", q.temp("cyc", step1)),
+        ("analyze", q.analyze("cyc")),
+        # PostgreSQL: update the accounts first, so that the foreign-key checks of the ledger
+        # entries find each account row already locked by this transaction.
+        *(updates + entries if q.pg else entries + updates),
         (
             "cure",
             f"""
@@ -237,25 +296,21 @@ def partition_sql(dialect: str, settings: Settings) -> list[tuple[str, str]]:
     ]
 
 
+# Counts and amounts of a partition, per currency: minor units of different currencies never
+# add up, so amounts are kept in the counts as "<amount>:<currency>", e.g. "penalty_accrued:CNY".
 COUNTS_SQL = """
-    SELECT COUNT(*) AS touched,
-           COALESCE(SUM(CASE WHEN c.dpd > 0 THEN 1 ELSE 0 END), 0) AS delinquent,
-           COALESCE(SUM(CASE WHEN c.dpd > 0 AND a.status = 'current' THEN 1 ELSE 0 END), 0)
-             AS newly_delinquent,
-           COALESCE(SUM(CASE WHEN c.room IS NOT NULL AND c.pen + c.lf < c.pen_raw + c.lf_raw
-                        THEN 1 ELSE 0 END), 0) AS capped
-    FROM cyc c JOIN account a ON a.id = c.id"""
-
-# Amounts are summed per currency (minor units of different currencies never add up) and
-# kept in the counts as "<amount>:<currency>", e.g. "penalty_accrued:CNY".
-AMOUNTS_SQL = """
-    SELECT a.currency,
-           COALESCE(SUM(c.pen), 0) AS penalty_accrued,
-           COALESCE(SUM(c.lf), 0) AS late_fees_charged,
-           COALESCE(SUM(c.rec_interest), 0) AS interest_recognised,
-           COALESCE(SUM(c.rec_fee), 0) AS fees_recognised
-    FROM cyc c JOIN account a ON a.id = c.id
-    GROUP BY a.currency"""
+    SELECT currency,
+           COUNT(*) AS touched,
+           SUM(CASE WHEN dpd > 0 THEN 1 ELSE 0 END) AS delinquent,
+           SUM(CASE WHEN dpd > 0 AND old_status = 'current' THEN 1 ELSE 0 END) AS newly_delinquent,
+           SUM(CASE WHEN room IS NOT NULL AND pen + lf < pen_raw + lf_raw THEN 1 ELSE 0 END)
+             AS capped,
+           SUM(pen) AS penalty_accrued,
+           SUM(lf) AS late_fees_charged,
+           SUM(rec_interest) AS interest_recognised,
+           SUM(rec_fee) AS fees_recognised
+    FROM cyc
+    GROUP BY currency"""
 
 AMOUNT_KEYS = ("penalty_accrued", "late_fees_charged", "interest_recognised", "fees_recognised")
 COUNT_KEYS = ("touched", "delinquent", "newly_delinquent", "capped", "cured")
@@ -354,17 +409,17 @@ def run_partition(
     params: dict[str, Any] = {"d": run.as_of, "lo": lo, "hi": hi, "now": utcnow()}
     counts: dict[str, int] = {}
     for name, sql in statements:
-        if name == "recognise_interest":  # cyc exists now: read the counts before updating
-            row = conn.execute(text(COUNTS_SQL), params).mappings().one()
-            counts.update({k: int(v) for k, v in row.items()})
-            for money in conn.execute(text(AMOUNTS_SQL), params).mappings():
+        if name == "update":  # cyc is complete: read the counts before changing anything
+            counts.update(dict.fromkeys(("touched", "delinquent", "newly_delinquent", "capped"), 0))
+            for row in conn.execute(text(COUNTS_SQL)).mappings():
+                for key in ("touched", "delinquent", "newly_delinquent", "capped"):
+                    counts[key] += int(row[key])
                 for key in AMOUNT_KEYS:
-                    counts[amount_key(key, money["currency"])] = int(money[key])
+                    counts[amount_key(key, row["currency"])] = int(row[key])
         result = conn.execute(text(sql), params)
         if name == "cure":
             counts["cured"] = int(result.rowcount or 0)
     conn.execute(text("DROP TABLE IF EXISTS cyc"))
-    conn.execute(text("DROP TABLE IF EXISTS cyc_agg"))
     conn.execute(
         update(CyclePartition)
         .where(CyclePartition.run_id == run.id, CyclePartition.partition == partition)
@@ -376,6 +431,39 @@ def run_partition(
         )
     )
     return counts
+
+
+@contextmanager
+def _checkpointer(engine: Engine, conn: Connection) -> Iterator[None]:
+    """SQLite: copy the write-ahead log back into the database file from a second thread while
+    the run goes on, as PostgreSQL's checkpointer does, instead of at every partition's commit
+    on the run's own connection (a third of a run's time at a million accounts). A passive
+    checkpoint never blocks the writer; whatever is left is copied before this returns."""
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or not path or path == ":memory:" or "mode=memory" in path:
+        yield
+        return
+    raw: Any = conn.connection.driver_connection
+    stop = threading.Event()
+
+    def checkpoint_loop() -> None:
+        other = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        try:
+            while not stop.wait(0.2):
+                other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            other.close()
+
+    raw.execute("PRAGMA wal_autocheckpoint=0")
+    worker = threading.Thread(target=checkpoint_loop, name="recoup-checkpoint", daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join()
+        raw.execute("PRAGMA wal_autocheckpoint=1000")
 
 
 def run_cycle(
@@ -399,19 +487,20 @@ def run_cycle(
     statements = partition_sql(engine.dialect.name, settings)
     bounds = _bounds(run.id_min, run.id_max, run.partitions)
     done = skipped = 0
-    for p, (lo, hi) in enumerate(bounds):
-        if only is not None and p not in only:
-            continue
-        if fail_after is not None and done >= fail_after:
-            raise RuntimeError(f"simulated crash after {done} partitions")
-        with engine.begin() as conn:
-            counts = run_partition(conn, run, p, lo, hi, statements)
-        if counts is None:
-            skipped += 1
-        else:
-            done += 1
-        if on_partition is not None:
-            on_partition(p, len(bounds))
+    with engine.connect() as conn, _checkpointer(engine, conn):
+        for p, (lo, hi) in enumerate(bounds):
+            if only is not None and p not in only:
+                continue
+            if fail_after is not None and done >= fail_after:
+                raise RuntimeError(f"simulated crash after {done} partitions")
+            with conn.begin():
+                counts = run_partition(conn, run, p, lo, hi, statements)
+            if counts is None:
+                skipped += 1
+            else:
+                done += 1
+            if on_partition is not None:
+                on_partition(p, len(bounds))
     elapsed = time.perf_counter() - t0
     with Session(engine) as session, session.begin():
         run = session.get_one(CycleRun, run.id)
