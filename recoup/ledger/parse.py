@@ -36,16 +36,21 @@ MAX_DIGITS = 18  # 10**18 < 2**63: every accepted amount fits a BIGINT
 class Parsed:
     value: pl.Expr
     error: pl.Expr
-    # Helper columns (name, expression of the raw column only) to add before `value` and
-    # `error` are evaluated, and to drop afterwards: Polars evaluates an expression tree as a
-    # tree, so a regex extraction read by many fields is run once as a column, not once a use.
+    # Helper columns (name, expression) to add before `value` and `error` are evaluated, and to
+    # drop afterwards: Polars evaluates an expression tree as a tree, so a regex extraction read
+    # by many fields is run once as a column, not once a use. The k-th stage of a parse may
+    # read the columns of its earlier stages.
     stages: tuple[tuple[str, pl.Expr], ...] = ()
 
 
 def evaluate(frame: pl.DataFrame, parsed: Mapping[str, Parsed]) -> pl.DataFrame:
     """`frame` with, for each name, the columns `name` (value) and `e.name` (error)."""
-    stages = [e.alias(n) for p in parsed.values() for n, e in p.stages]
-    staged = frame.with_columns(stages) if stages else frame
+    staged = frame
+    depth = max((len(p.stages) for p in parsed.values()), default=0)
+    for k in range(depth):  # the k-th stages of every parse side by side
+        staged = staged.with_columns(
+            e.alias(n) for p in parsed.values() if k < len(p.stages) for n, e in [p.stages[k]]
+        )
     out = staged.with_columns(
         *(p.value.alias(n) for n, p in parsed.items()),
         *(p.error.alias(f"e.{n}") for n, p in parsed.items()),
@@ -192,9 +197,11 @@ _POW10 = {k: 10**k for k in range(MAX_DIGITS + 1)}
 
 def _scaled_integer(
     groups: pl.Expr, places: int | pl.Expr
-) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
-    """From the groups of _NUMBER: (unsigned integer of value * 10**places, too_many_decimals,
-    too_large, is_empty_number). Integer arithmetic on the digit string only."""
+) -> tuple[tuple[tuple[str, pl.Expr], ...], pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """From the groups of _NUMBER: (stages, unsigned integer of value * 10**places,
+    too_many_decimals, too_large, is_empty_number). Integer arithmetic on the digit string
+    only. The two stages (see Parsed) hold the digits and the result, each computed once."""
+    keys = _stage_name("digits"), _stage_name("scaled")
     int_part = groups.struct.field("int").str.replace_all(r"[, ]", "")
     frac = groups.struct.field("frac").fill_null("")
     exp = groups.struct.field("exp").cast(pl.Int64, strict=False).fill_null(0)
@@ -205,10 +212,14 @@ def _scaled_integer(
         .then(8)
         .otherwise(0)
     )
-    no_digits = (int_part.str.len_chars() + frac.str.len_chars()) == 0
-    digits = pl.concat_str(int_part, frac).str.strip_chars_start("0")
+    first = pl.struct(
+        ((int_part.str.len_chars() + frac.str.len_chars()) == 0).alias("no_digits"),
+        pl.concat_str(int_part, frac).str.strip_chars_start("0").alias("digits"),
+        (exp + unit + places - frac.str.len_chars().cast(pl.Int64)).alias("shift"),
+    )
+    c = pl.col(keys[0])
+    digits, shift = c.struct.field("digits"), c.struct.field("shift")
     n = digits.str.len_chars().cast(pl.Int64)
-    shift = exp + unit + places - frac.str.len_chars().cast(pl.Int64)
     k = (-shift).clip(lower_bound=0)  # digits that would fall below the minor unit
     dropped = digits.str.tail(k.clip(upper_bound=n))
     too_many_decimals = (n > 0) & (shift < 0) & ((k >= n) | dropped.str.contains("[1-9]"))
@@ -227,7 +238,19 @@ def _scaled_integer(
         .then(pl.lit(0, pl.Int64))
         .otherwise(mantissa * factor)
     )
-    return value, too_many_decimals, too_large, no_digits
+    second = pl.struct(
+        value.alias("value"),
+        too_many_decimals.alias("too_many"),
+        too_large.alias("too_large"),
+    )
+    r = pl.col(keys[1])
+    return (
+        ((keys[0], first), (keys[1], second)),
+        r.struct.field("value"),
+        r.struct.field("too_many"),
+        r.struct.field("too_large"),
+        c.struct.field("no_digits"),
+    )
 
 
 # Currency markers a cell may carry, and the currencies they can stand for.
@@ -263,7 +286,7 @@ def amount(
     stage = s.str.strip_chars().str.extract_groups(_AMOUNT)
     groups = pl.col(key)
     matched = groups.struct.field("int").is_not_null()
-    value, too_many, too_large, no_digits = _scaled_integer(groups, decimals)
+    scaled, value, too_many, too_large, no_digits = _scaled_integer(groups, decimals)
     minus = (groups.struct.field("sign") == "-").fill_null(False) | (
         groups.struct.field("sign2") == "-"
     ).fill_null(False)
@@ -301,7 +324,7 @@ def amount(
     )
     error = pl.when(expr.is_null()).then(None).otherwise(error)
     return Parsed(
-        pl.when(error.is_null() & expr.is_not_null()).then(signed), error, ((key, stage),)
+        pl.when(error.is_null() & expr.is_not_null()).then(signed), error, ((key, stage), *scaled)
     )
 
 
@@ -380,7 +403,7 @@ def rate_ppm(expr: pl.Expr) -> Parsed:
     )
     groups, is_daily, has_pct = pl.col(keys[0]), pl.col(keys[1]), pl.col(keys[2])
     # percent a year -> ppm is 10**4; per ten-thousand a day -> ppm a year is 100 * 365.
-    value, too_many, too_large, no_digits = _scaled_integer(
+    scaled, value, too_many, too_large, no_digits = _scaled_integer(
         groups, pl.when(is_daily).then(2).otherwise(4)
     )
     value = pl.when(is_daily).then(value * 365).otherwise(value)
@@ -400,7 +423,9 @@ def rate_ppm(expr: pl.Expr) -> Parsed:
         ),
     )
     error = pl.when(expr.is_null()).then(None).otherwise(error)
-    return Parsed(pl.when(error.is_null() & expr.is_not_null()).then(value), error, stages)
+    return Parsed(
+        pl.when(error.is_null() & expr.is_not_null()).then(value), error, (*stages, *scaled)
+    )
 
 
 def integer(expr: pl.Expr, *, lo: int, hi: int, units: tuple[str, ...] = ()) -> Parsed:
@@ -432,21 +457,31 @@ _YEARS = (1900, 2199)
 
 def date(expr: pl.Expr, *, excel_serial: bool = False) -> Parsed:
     """A calendar date from the common written forms; see the module docstring."""
-    s = (
+    # Stages (see Parsed): the cleaned text, then its three readings, then the date; each is a
+    # column read many times below, computed once.
+    names = {k: _stage_name(f"date.{k}") for k in ("s", "ymd", "compact", "dmy", "two", "v")}
+    cleaned = (
         expr.str.replace_all(r"\s+", " ")
         .str.replace_all("[年月]", "-")
         .str.replace_all("日", "")
         .str.replace_all(r"[/.]", "-")
         .str.strip_chars()
+        # A time of day after the date ("2026-01-05 00:00:00", "2026-01-05T09:30") is dropped.
+        .str.replace(r"[ T][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:-[0-9]+)?)?$", "")
     )
-    # A time of day after the date ("2026-01-05 00:00:00", "2026-01-05T09:30") is dropped.
-    s = s.str.replace(r"[ T][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:-[0-9]+)?)?$", "")
-    ymd = s.str.extract_groups(r"^(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})$")
-    compact = s.str.extract_groups(r"^(?P<y>[0-9]{4})(?P<m>[0-9]{2})(?P<d>[0-9]{2})$")
-    dmy = s.str.extract_groups(r"^(?P<a>[0-9]{1,2})-(?P<b>[0-9]{1,2})-(?P<y>[0-9]{4})$")
-    two_digit_year = s.str.contains(r"^[0-9]{1,2}-[0-9]{1,2}-[0-9]{2}$") | s.str.contains(
-        r"^[0-9]{2}-[0-9]{1,2}-[0-9]{1,2}$"
+    s = pl.col(names["s"])
+    readings = pl.struct(
+        s.str.extract_groups(r"^(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})$").alias("ymd"),
+        s.str.extract_groups(r"^(?P<y>[0-9]{4})(?P<m>[0-9]{2})(?P<d>[0-9]{2})$").alias("compact"),
+        s.str.extract_groups(r"^(?P<a>[0-9]{1,2})-(?P<b>[0-9]{1,2})-(?P<y>[0-9]{4})$").alias("dmy"),
+        (
+            s.str.contains(r"^[0-9]{1,2}-[0-9]{1,2}-[0-9]{2}$")
+            | s.str.contains(r"^[0-9]{2}-[0-9]{1,2}-[0-9]{1,2}$")
+        ).alias("two"),
     )
+    r = pl.col(names["ymd"])
+    ymd, compact, dmy = (r.struct.field(k) for k in ("ymd", "compact", "dmy"))
+    two_digit_year = r.struct.field("two")
 
     def num(e: pl.Expr) -> pl.Expr:
         return e.cast(pl.Int32, strict=False)
@@ -469,28 +504,39 @@ def date(expr: pl.Expr, *, excel_serial: bool = False) -> Parsed:
         m.cast(pl.String).str.pad_start(2, "0"),
         d.cast(pl.String).str.pad_start(2, "0"),
     )
-    value = text.str.to_date("%Y-%m-%d", strict=False)
-    parts_found = y.is_not_null() & m.is_not_null() & d.is_not_null()
+    value_expr = text.str.to_date("%Y-%m-%d", strict=False)
+    parts_found_expr = y.is_not_null() & m.is_not_null() & d.is_not_null()
     if excel_serial:
         serial = expr.str.extract(r"^([0-9]{5})(?:\.0+)?$", 1).cast(pl.Int64, strict=False)
         # 1954-10-03 .. 2199-12-31: a five-digit number in a date column of a workbook
         serial_ok = serial.is_between(20_000, 109_574).fill_null(False)
-        value = (
-            pl.when(serial_ok).then(pl.lit(EXCEL_EPOCH) + pl.duration(days=serial)).otherwise(value)
+        value_expr = (
+            pl.when(serial_ok)
+            .then(pl.lit(EXCEL_EPOCH) + pl.duration(days=serial))
+            .otherwise(value_expr)
         )
-        parts_found = parts_found | serial_ok
+        parts_found_expr = parts_found_expr | serial_ok
+    found = pl.struct(
+        value_expr.alias("value"),
+        parts_found_expr.alias("found"),
+        (dmy.struct.field("y").is_not_null() & ambiguous).alias("ambiguous"),
+        (two_digit_year & dmy.struct.field("y").is_null()).alias("two"),
+    )
+    stages = ((names["s"], cleaned), (names["ymd"], readings), (names["v"], found))
+    f = pl.col(names["v"])
+    value = f.struct.field("value")
     error = first_error(
         _reason(
-            dmy.struct.field("y").is_not_null() & ambiguous,
+            f.struct.field("ambiguous"),
             "ambiguous day/month order; write 2026-01-05",
             "日/月顺序不明确，请写成2026-01-05",
         ),
         _reason(
-            two_digit_year & dmy.struct.field("y").is_null(),
+            f.struct.field("two"),
             "two-digit year; write 2026-01-05",
             "两位数年份不明确，请写成2026-01-05",
         ),
-        _reason(~parts_found, "not a date", "不是有效日期"),
+        _reason(~f.struct.field("found"), "not a date", "不是有效日期"),
         _reason(value.is_null(), "no such day", "日期不存在"),
         _reason(
             ~value.dt.year().is_between(*_YEARS),
@@ -499,7 +545,7 @@ def date(expr: pl.Expr, *, excel_serial: bool = False) -> Parsed:
         ),
     )
     error = pl.when(expr.is_null()).then(None).otherwise(error)
-    return Parsed(pl.when(error.is_null()).then(value), error)
+    return Parsed(pl.when(error.is_null()).then(value), error, stages)
 
 
 # --------------------------------------------------------------------------- words
