@@ -14,6 +14,18 @@ from recoup.core.db import get_engine
 from recoup.core.errors import DomainError
 from recoup.core.money import to_major
 from recoup.cycle import service
+from recoup.ledger import views  # noqa: F401  (registers the labels of the counts)
+from recoup.web import i18n
+from recoup.web.pages import LABELS
+
+
+def bilingual(kind: str, code: str) -> str:
+    """ "Penalty interest accrued / 罚息计提" for a stored code with a registered label."""
+    english = LABELS.get(kind, {}).get(code)
+    if english is None:
+        return code
+    return f"{english} / {i18n.translations('zh-CN').gettext(english)}"
+
 
 cycle = typer.Typer(help="The daily cycle (日终批处理).", no_args_is_help=True)
 console = Console()
@@ -64,10 +76,12 @@ def run(
     ):
         amount = service.split_amount_key(key)
         if amount is None:
-            table.add_row(key, f"{value:,}")
+            table.add_row(bilingual("cycle_count", key), f"{value:,}")
         else:
             name, currency = amount
-            table.add_row(f"{name} ({currency})", f"{to_major(value, currency):,}")
+            table.add_row(
+                f"{bilingual('cycle_count', name)} ({currency})", f"{to_major(value, currency):,}"
+            )
     console.print(table)
     console.print(
         f"partitions done {result.partitions_done}, already done "
@@ -86,7 +100,7 @@ def list_runs(limit: int = typer.Option(20, help="How many runs.")) -> None:
         for r in runs:
             table.add_row(
                 r.as_of.isoformat(),
-                r.status,
+                bilingual("run_status", r.status),
                 str(r.counts.get("accounts", "")),
                 str(r.counts.get("delinquent", "")),
                 f"{r.duration_seconds:.2f}",
