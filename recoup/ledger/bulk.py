@@ -563,6 +563,7 @@ def read_table(path: Path, sheet: str | None = None) -> tuple[pl.DataFrame, bool
         assert isinstance(df, pl.DataFrame)
         df = df.select(pl.all().cast(pl.String))
         excel = True
+        _no_repeated_headers(_workbook_headers(path, sheet))
     elif suffix in (".csv", ".txt", ".tsv", ""):
         if sheet:
             raise Invalid(
@@ -582,6 +583,11 @@ def read_table(path: Path, sheet: str | None = None) -> tuple[pl.DataFrame, bool
                 "file", str(path), _why(f"not a well-formed CSV file: {exc}", "CSV格式错误")
             ) from exc
         excel = False
+        if df.width:
+            first = pl.read_csv(
+                raw, has_header=False, n_rows=1, infer_schema=False, separator=_separator(raw)
+            )
+            _no_repeated_headers([v for v in first.row(0) if v is not None])
     else:
         raise Invalid("file", str(path), _why("must be .csv or .xlsx", "文件必须是.csv或.xlsx格式"))
     df = df.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64))
@@ -590,6 +596,40 @@ def read_table(path: Path, sheet: str | None = None) -> tuple[pl.DataFrame, bool
         # Rows left blank in a sheet keep their numbers but are not data.
         df = df.filter(pl.any_horizontal(pl.col(data_cols).is_not_null()))
     return df, excel
+
+
+def _workbook_headers(path: Path, sheet: str | None) -> list[str]:
+    """The first row of a workbook's sheet as written (Polars renames repeated headers)."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        ws = book[sheet] if sheet else book.worksheets[0]
+        for row in ws.iter_rows(max_row=1, values_only=True):
+            return [str(v) for v in row if v is not None]
+        return []
+    finally:
+        book.close()
+
+
+def _no_repeated_headers(headers: list[str]) -> None:
+    """A header written twice (Polars would rename the second one and it would be ignored)."""
+    seen: set[str] = set()
+    errors: list[FieldError] = []
+    for header in headers:
+        key = header.strip()
+        if key in seen and key:
+            errors.append(
+                FieldError(
+                    key,
+                    key,
+                    _why("the column appears more than once", "该列出现了不止一次"),
+                    1,
+                )
+            )
+        seen.add(key)
+    if errors:
+        raise Invalid(errors=errors)
 
 
 @dataclass

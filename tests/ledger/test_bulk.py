@@ -223,6 +223,27 @@ def test_duplicate_and_existing_debtors_are_rejected(
     assert counts(engine) == before and not report.committed
 
 
+def test_a_header_written_twice_stops_the_file(
+    engine: Engine, setup: dict[str, Any], tmp_path: Path
+) -> None:
+    """Polars would rename the second "姓名" and the import would ignore it silently."""
+    rows = [["债务人编号", "姓名", "姓名"], ["D9", "张三", "李四"]]
+    csv_path = write_csv(tmp_path / "d.csv", rows)
+    xlsx_path = tmp_path / "d.xlsx"
+    book = openpyxl.Workbook()
+    for row in rows:
+        book.active.append(row)
+    book.save(xlsx_path)
+    before = counts(engine)
+    for path in (csv_path, xlsx_path):
+        with pytest.raises(Invalid) as caught:
+            run_import(engine, "debtors", path)
+        [error] = caught.value.errors
+        assert (error.field, error.value, error.row) == ("姓名", "姓名", 1)
+        assert "more than once" in error.why and "不止一次" in error.why
+    assert counts(engine) == before
+
+
 def test_free_text_is_stored_as_typed_and_codes_are_made_half_width(
     engine: Engine, setup: dict[str, Any], tmp_path: Path
 ) -> None:
