@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from recoup.core.db import make_engine
+from recoup.core.db import get_engine, make_engine
 from recoup.core.schema import metadata, upgrade
 
 DATABASES = [
@@ -88,3 +88,12 @@ def engine(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     yield eng
     eng.dispose()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def cli_engine(engine: Engine) -> Iterator[Engine]:
+    """The command line's own engine (get_engine is cached) on the test database."""
+    get_engine.cache_clear()
+    yield engine
+    get_engine().dispose()
+    get_engine.cache_clear()

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from recoup.cli import app
-from recoup.core.db import get_engine, transaction
+from recoup.core.db import transaction
 from tests import factories
-
-
-@pytest.fixture
-def cli_engine(engine: Engine) -> Iterator[Engine]:
-    """The command line's own engine (get_engine is cached) on the test database."""
-    get_engine.cache_clear()
-    yield engine
-    get_engine().dispose()
-    get_engine.cache_clear()
 
 
 def test_run_and_list_print_bilingual_labels_and_money(cli_engine: Engine) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from recoup.cli import app
-from recoup.core.db import get_engine, make_engine, transaction
+from recoup.core.db import make_engine, transaction
 from recoup.core.errors import Conflict, Invalid
 from recoup.core.money import div_round_half_up
 from recoup.core.schema import metadata, upgrade
@@ -712,15 +712,6 @@ def test_the_earliest_as_of_date_loads(engine: Engine) -> None:
 
 
 # --------------------------------------------------------------------------- command line
-
-
-@pytest.fixture
-def cli_engine(engine: Engine) -> Iterator[Engine]:
-    """The command line's own engine (get_engine is cached) on the test database."""
-    get_engine.cache_clear()
-    yield engine
-    get_engine().dispose()
-    get_engine.cache_clear()
 
 
 def test_command_line(cli_engine: Engine) -> None:
