@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -67,6 +68,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+MIN_SQLITE = (3, 35)
+
+
 def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN")
 
@@ -76,6 +80,11 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite" and sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise RuntimeError(
+            f"Recoup needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer "
+            f"(UPDATE … FROM, MATERIALIZED); this Python has {sqlite3.sqlite_version}"
+        )
     engine = create_engine(parsed, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
