@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import statistics
 import uuid
 from collections.abc import Iterator
@@ -19,42 +20,64 @@ from recoup.core.schema import upgrade
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
-@contextmanager
-def fresh_database(kind: str, workdir: Path, keep: bool = False) -> Iterator[Engine]:
-    """A new, migrated, empty database: a SQLite file in `workdir`, or a new PostgreSQL database
-    on the server of RECOUP_DATABASE_URL (default the local one), dropped afterwards."""
-    if kind == "sqlite":
-        path = workdir / f"bench-{uuid.uuid4().hex[:8]}.db"
-        engine = make_engine(f"sqlite:///{path}")
-        upgrade(engine)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-            if not keep:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return
-    if kind != "postgresql":
-        raise SystemExit(f"--db must be sqlite or postgresql, not {kind!r}")
+def server_url() -> str:
+    """The PostgreSQL server of the benchmarks: RECOUP_DATABASE_URL, or the local one."""
     server = os.environ.get("RECOUP_DATABASE_URL", DEFAULT_PG)
-    if not server.startswith("postgresql"):
-        server = DEFAULT_PG
-    admin = make_engine(server, isolation_level="AUTOCOMMIT")
+    return server if server.startswith("postgresql") else DEFAULT_PG
+
+
+@contextmanager
+def fresh_database(kind: str, workdir: Path, template: str | None = None) -> Iterator[Engine]:
+    """A new database, dropped afterwards: a SQLite file in `workdir`, or a new PostgreSQL
+    database on `server_url()`. Empty and migrated, or, with `template` (a SQLite file, or a
+    PostgreSQL database name, as saved by `save_copy`), a copy of that one."""
+    if kind not in ("sqlite", "postgresql"):
+        raise SystemExit(f"--db must be sqlite or postgresql, not {kind!r}")
     name = f"recoup_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    admin: Engine | None = None
+    if kind == "sqlite":
+        path = workdir / f"{name}.db"
+        if template:
+            shutil.copyfile(template, path)
+            os.sync()  # let the copy reach the disk before anything is timed
+        url = f"sqlite:///{path}"
+    else:
+        admin = make_engine(server_url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            copy = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+        url = make_url(server_url()).set(database=name).render_as_string(hide_password=False)
     engine = make_engine(url)
-    upgrade(engine)
     try:
+        if not template:
+            upgrade(engine)
         yield engine
     finally:
         engine.dispose()
-        if not keep:
+        if admin is None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{workdir / name}.db{suffix}").unlink(missing_ok=True)
+        else:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            admin.dispose()
+
+
+def save_copy(engine: Engine, target: str) -> None:
+    """Save the database of `engine` as `target` (SQLite: a file; PostgreSQL: a database name)
+    for `fresh_database(..., template=target)`. The engine is disposed."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        shutil.copyfile(str(engine.url.database), target)
+        return
+    engine.dispose()
+    admin = make_engine(server_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target}"'))
+        conn.execute(text(f'CREATE DATABASE "{target}" TEMPLATE "{engine.url.database}"'))
+    admin.dispose()
 
 
 def machine() -> str:

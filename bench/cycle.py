@@ -26,22 +26,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select, text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import DEFAULT_PG, fresh_database, machine, median
-from recoup.core.db import make_engine
+from bench.common import fresh_database, machine, median, save_copy
 from recoup.cycle import service as cycle
 from recoup.demo import service as demo
 from recoup.ledger.models import Account
@@ -80,54 +74,6 @@ def bare_sql(engine: Engine, day: dt.date) -> float:
     return seconds
 
 
-def _server() -> str:
-    server = os.environ.get("RECOUP_DATABASE_URL", DEFAULT_PG)
-    return server if server.startswith("postgresql") else DEFAULT_PG
-
-
-def keep_copy(engine: Engine, kind: str, target: str) -> None:
-    """Save the book as it is now under `target` (a file, or a database name)."""
-    if kind == "sqlite":
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        engine.dispose()
-        shutil.copyfile(str(engine.url.database), target)
-        return
-    engine.dispose()
-    admin = make_engine(_server(), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target}"'))
-        conn.execute(text(f'CREATE DATABASE "{target}" TEMPLATE "{engine.url.database}"'))
-    admin.dispose()
-
-
-@contextmanager
-def copied_database(kind: str, source: str, workdir: Path) -> Iterator[Engine]:
-    """A throw-away copy of a book saved with --keep."""
-    if kind == "sqlite":
-        path = workdir / "bench-copy.db"
-        shutil.copyfile(source, path)
-        os.sync()  # let the copy reach the disk before anything is timed
-        engine = make_engine(f"sqlite:///{path}")
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-        return
-    admin = make_engine(_server(), isolation_level="AUTOCOMMIT")
-    name = f"recoup_bench_copy_{os.getpid()}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
-    engine = make_engine(make_url(_server()).set(database=name).render_as_string(False))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--accounts", type=int, default=100_000)
@@ -137,13 +83,11 @@ def main() -> None:
     ap.add_argument("--keep", default=None, help="save the book as built and run for D here")
     ap.add_argument("--from", dest="source", default=None, help="start from a --keep copy")
     args = ap.parse_args()
+    if args.source and args.db == "sqlite" and not Path(args.source).is_file():
+        raise SystemExit(f"--from {args.source}: no such file")
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        if args.source:
-            book = copied_database(args.db, args.source, Path(tmp))
-        else:
-            book = fresh_database(args.db, Path(tmp))
-        with book as engine:
+        with fresh_database(args.db, Path(tmp), template=args.source) as engine:
             if args.source:
                 with engine.connect() as conn:
                     found = conn.execute(select(func.count(Account.id))).scalar_one()
@@ -155,7 +99,7 @@ def main() -> None:
             else:
                 build(engine, args.accounts)
                 if args.keep:
-                    keep_copy(engine, args.db, args.keep)
+                    save_copy(engine, args.keep)
                     print(f"book saved as {args.keep}")
             runs, bare = daily_runs(engine, args.repeat)
         print(
