@@ -15,16 +15,13 @@ from recoup.core.errors import DomainError
 from recoup.core.money import to_major
 from recoup.cycle import service
 from recoup.ledger import views  # noqa: F401  (registers the labels of the counts)
-from recoup.web import i18n
-from recoup.web.pages import LABELS
+from recoup.web.pages import label_in
 
 
 def bilingual(kind: str, code: str) -> str:
-    """ "Penalty interest accrued / 罚息计提" for a stored code with a registered label."""
-    english = LABELS.get(kind, {}).get(code)
-    if english is None:
-        return code
-    return f"{english} / {i18n.translations('zh-CN').gettext(english)}"
+    """ "Penalty interest accrued / 计提罚息" for a stored code with a registered label."""
+    english, chinese = label_in("en", kind, code), label_in("zh-CN", kind, code)
+    return english if english == chinese else f"{english} / {chinese}"
 
 
 cycle = typer.Typer(help="The daily cycle (日终批处理).", no_args_is_help=True)

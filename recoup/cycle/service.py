@@ -409,7 +409,7 @@ def run_partition(
     params: dict[str, Any] = {"d": run.as_of, "lo": lo, "hi": hi, "now": utcnow()}
     counts: dict[str, int] = {}
     for name, sql in statements:
-        if name == "update":  # cyc is complete: read the counts before changing anything
+        if name == "analyze":  # cyc is complete: read its counts
             counts.update(dict.fromkeys(("touched", "delinquent", "newly_delinquent", "capped"), 0))
             for row in conn.execute(text(COUNTS_SQL)).mappings():
                 for key in ("touched", "delinquent", "newly_delinquent", "capped"):

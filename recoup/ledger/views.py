@@ -145,12 +145,7 @@ register_labels(
 )
 # How the account page lists balances: the order people read a statement in.
 BALANCE_ORDER = ("principal", "interest", "fee", "penalty", "late_fee", "credit")
-CYCLE_AMOUNT_COUNTS = (
-    "penalty_accrued",
-    "late_fees_charged",
-    "interest_recognised",
-    "fees_recognised",
-)
+CYCLE_AMOUNT_COUNTS = cycle_service.AMOUNT_KEYS
 CYCLE_COUNT_ORDER = (
     "accounts",
     "touched",

@@ -50,6 +50,14 @@ def register_labels(kind: str, labels: Mapping[str, str]) -> None:
     LABELS.setdefault(kind, {}).update(labels)
 
 
+def label_in(lang: str, kind: str, code: str | None) -> str:
+    """The display label of a stored code in a language; the code itself if it has none."""
+    if code is None:
+        return ""
+    text = LABELS.get(kind, {}).get(code)
+    return i18n.translations(lang).gettext(text) if text is not None else code
+
+
 def _loader() -> ChoiceLoader:
     capabilities = {
         path.parent.name: FileSystemLoader(path)
@@ -75,10 +83,7 @@ def environment(lang: str) -> Environment:
     fmt = i18n.Formats(lang, get_settings().default_timezone)
 
     def label(code: str | None, kind: str) -> str:
-        if code is None:
-            return ""
-        text = LABELS.get(kind, {}).get(code)
-        return translations.gettext(text) if text is not None else code
+        return label_in(lang, kind, code)
 
     env.filters.update(
         money=fmt.money,
