@@ -459,7 +459,7 @@ def date(expr: pl.Expr, *, excel_serial: bool = False) -> Parsed:
     """A calendar date from the common written forms; see the module docstring."""
     # Stages (see Parsed): the cleaned text, then its three readings, then the date; each is a
     # column read many times below, computed once.
-    names = {k: _stage_name(f"date.{k}") for k in ("s", "ymd", "compact", "dmy", "two", "v")}
+    names = {k: _stage_name(f"date.{k}") for k in ("text", "readings", "date")}
     cleaned = (
         expr.str.replace_all(r"\s+", " ")
         .str.replace_all("[年月]", "-")
@@ -469,7 +469,7 @@ def date(expr: pl.Expr, *, excel_serial: bool = False) -> Parsed:
         # A time of day after the date ("2026-01-05 00:00:00", "2026-01-05T09:30") is dropped.
         .str.replace(r"[ T][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:-[0-9]+)?)?$", "")
     )
-    s = pl.col(names["s"])
+    s = pl.col(names["text"])
     readings = pl.struct(
         s.str.extract_groups(r"^(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})$").alias("ymd"),
         s.str.extract_groups(r"^(?P<y>[0-9]{4})(?P<m>[0-9]{2})(?P<d>[0-9]{2})$").alias("compact"),
@@ -479,7 +479,7 @@ def date(expr: pl.Expr, *, excel_serial: bool = False) -> Parsed:
             | s.str.contains(r"^[0-9]{2}-[0-9]{1,2}-[0-9]{1,2}$")
         ).alias("two"),
     )
-    r = pl.col(names["ymd"])
+    r = pl.col(names["readings"])
     ymd, compact, dmy = (r.struct.field(k) for k in ("ymd", "compact", "dmy"))
     two_digit_year = r.struct.field("two")
 
@@ -522,8 +522,8 @@ def date(expr: pl.Expr, *, excel_serial: bool = False) -> Parsed:
         (dmy.struct.field("y").is_not_null() & ambiguous).alias("ambiguous"),
         (two_digit_year & dmy.struct.field("y").is_null()).alias("two"),
     )
-    stages = ((names["s"], cleaned), (names["ymd"], readings), (names["v"], found))
-    f = pl.col(names["v"])
+    stages = ((names["text"], cleaned), (names["readings"], readings), (names["date"], found))
+    f = pl.col(names["date"])
     value = f.struct.field("value")
     error = first_error(
         _reason(
