@@ -46,13 +46,17 @@ def serve(
 
 
 def _register() -> None:
+    from recoup.compliance import cli as compliance_cli
     from recoup.cycle import cli as cycle_cli
     from recoup.demo import cli as demo_cli
     from recoup.ledger import cli as ledger_cli
+    from recoup.strategy import cli as strategy_cli
 
     cycle_cli.register(app)
     ledger_cli.register(app)
     demo_cli.register(app)
+    strategy_cli.register(app)
+    compliance_cli.register(app)
 
 
 _register()

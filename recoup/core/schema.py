@@ -8,12 +8,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+import recoup.compliance.models
 import recoup.cycle.models
 import recoup.ledger.models
+import recoup.strategy.models
 from recoup.core.db import Base
 
 metadata = Base.metadata
-_ = recoup.cycle.models
+_ = (recoup.cycle.models, recoup.compliance.models, recoup.strategy.models)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"
 

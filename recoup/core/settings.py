@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from decimal import Decimal
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
@@ -48,6 +49,21 @@ DEFAULT_LPR = [
 ]
 
 
+# Estimated cost of one action of each type, in major units of the portfolio's currency.
+DEFAULT_ACTION_COSTS = {
+    "sms": Decimal("0.05"),
+    "email": Decimal("0.01"),
+    "voice": Decimal("0.20"),
+    "call_task": Decimal("3.00"),
+    "letter": Decimal("5.00"),
+    "field_visit": Decimal("150.00"),
+    "lawyer_letter": Decimal("300.00"),
+    "agency_placement": Decimal("0"),
+    "legal_review": Decimal("200.00"),
+    "write_off_proposal": Decimal("0"),
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RECOUP_", env_nested_delimiter="__", extra="ignore"
@@ -68,6 +84,12 @@ class Settings(BaseSettings):
     )
     lpr: list[LprRate] = Field(default_factory=lambda: list(DEFAULT_LPR))
     cycle_partitions: int = Field(default=8, ge=1, le=4096)
+    # Strategy steps whose date was missed (the cycle did not run) are planned when it runs
+    # again, for at most this many days back.
+    plan_catch_up_days: int = Field(default=7, ge=1, le=60)
+    # Estimated cost of one action of each type, in major units of the portfolio's currency
+    # (the strategy dry run's cost column). Set in recoup.toml under [action_costs].
+    action_costs: dict[str, Decimal] = Field(default_factory=lambda: dict(DEFAULT_ACTION_COSTS))
     secret_key: str = "change-me-in-production"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -78,6 +100,17 @@ class Settings(BaseSettings):
         if not v or v[0] != 0 or any(b <= a for a, b in pairwise(v)):
             raise ValueError("bucket_bounds must start at 0 and be strictly ascending")
         return v
+
+    @field_validator("action_costs")
+    @classmethod
+    def _costs(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        # A recoup.toml table names only what it changes; the rest keep their defaults.
+        unknown = set(v) - set(DEFAULT_ACTION_COSTS)
+        if unknown:
+            raise ValueError(f"unknown action types: {', '.join(sorted(unknown))}")
+        if any(c < 0 for c in v.values()):
+            raise ValueError("costs cannot be negative")
+        return {**DEFAULT_ACTION_COSTS, **v}
 
     @field_validator("stage_thresholds")
     @classmethod

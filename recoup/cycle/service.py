@@ -46,6 +46,7 @@ from recoup.core.settings import Settings, get_settings
 from recoup.cycle.models import CyclePartition, CycleRun
 from recoup.ledger import rules
 from recoup.ledger.models import Account
+from recoup.strategy import planning
 
 K = rules.YEAR_PPM
 BIG = 1_000_000_000  # "no watermark": more days than any account can have
@@ -110,6 +111,12 @@ def _case_stage(col: str, thresholds: dict[str, int]) -> str:
         for k, v in sorted(thresholds.items(), key=lambda kv: -kv[1])
     ]
     return f"(CASE {' '.join(parts)} ELSE 'current' END)"
+
+
+def _case_rank(col: str, thresholds: dict[str, int]) -> str:
+    names = sorted(thresholds, key=lambda k: thresholds[k])
+    parts = [f"WHEN '{_quote(k)}' THEN {i + 1}" for i, k in enumerate(names)]
+    return f"(CASE {col} {' '.join(parts)} ELSE 0 END)"
 
 
 def _quote(name: str) -> str:
@@ -189,7 +196,14 @@ def partition_sql(dialect: str, settings: Settings) -> list[tuple[str, str]]:
                     ELSE {lf_capped} END AS lf
         FROM g"""
     bucket = _case_bucket("c.dpd", settings.bucket_bounds)
-    stage = _case_stage("c.dpd", settings.stage_thresholds)
+    by_dpd = _case_stage("c.dpd", settings.stage_thresholds)
+    # A stage the strategy moved the account into is kept while it is overdue (rules.stage_after).
+    stage = (
+        f"(CASE WHEN c.dpd <= 0 THEN {by_dpd} "
+        f"WHEN {_case_rank(by_dpd, settings.stage_thresholds)} >= "
+        f"{_case_rank('account.stage', settings.stage_thresholds)} THEN {by_dpd} "
+        "ELSE account.stage END)"
+    )
     new_status = (
         "CASE WHEN account.status IN ('current', 'delinquent') THEN "
         "(CASE WHEN c.dpd > 0 THEN 'delinquent' ELSE 'current' END) "
@@ -219,6 +233,8 @@ def partition_sql(dialect: str, settings: Settings) -> list[tuple[str, str]]:
               charges_total = account.charges_total + c.rec_interest + c.rec_fee + c.pen + c.lf,
               oldest_unpaid_due = c.oldest_due,
               dpd = c.dpd,
+              stage_since = CASE WHEN {stage} <> account.stage THEN :d
+                                 ELSE account.stage_since END,
               stage = {stage},
               overdue_amount = c.od_sched + account.penalty_balance + c.pen
                                + account.late_fee_balance + c.lf,
@@ -284,6 +300,8 @@ def partition_sql(dialect: str, settings: Settings) -> list[tuple[str, str]]:
             f"""
             UPDATE account SET
               dpd = 0, bucket = '{m0}', stage = '{s0}', oldest_unpaid_due = NULL,
+              stage_since = CASE WHEN account.stage <> '{s0}' THEN :d
+                                 ELSE account.stage_since END,
               overdue_amount = account.penalty_balance + account.late_fee_balance,
               status_since = CASE WHEN account.status = 'delinquent' THEN :d
                                   ELSE account.status_since END,
@@ -314,6 +332,7 @@ COUNTS_SQL = """
 
 AMOUNT_KEYS = ("penalty_accrued", "late_fees_charged", "interest_recognised", "fees_recognised")
 COUNT_KEYS = ("touched", "delinquent", "newly_delinquent", "capped", "cured")
+ACTION_KEYS = ("actions_planned", "actions_blocked", "actions_cancelled")
 
 
 def amount_key(amount: str, currency: str) -> str:
@@ -387,6 +406,8 @@ def run_partition(
     lo: int,
     hi: int,
     statements: list[tuple[str, str]],
+    plan: planning.Plan | None = None,
+    default_zone: str = "Asia/Shanghai",
 ) -> dict[str, int] | None:
     """Do one partition inside the caller's transaction; None if it was already done."""
     t0 = time.perf_counter()
@@ -420,6 +441,10 @@ def run_partition(
         if name == "cure":
             counts["cured"] = int(result.rowcount or 0)
     conn.execute(text("DROP TABLE IF EXISTS cyc"))
+    if plan is not None and not plan.empty:
+        counts.update(
+            planning.plan_partition(conn, plan, run.as_of, lo, hi, default_zone, params["now"])
+        )
     conn.execute(
         update(CyclePartition)
         .where(CyclePartition.run_id == run.id, CyclePartition.partition == partition)
@@ -475,37 +500,77 @@ def run_cycle(
     settings: Settings | None = None,
     on_partition: Callable[[int, int], None] | None = None,
     fail_after: int | None = None,
+    connection: Connection | None = None,
 ) -> CycleResult:
     """Run (or resume) the cycle for `as_of`. `only` limits the work to some partitions, for
     spreading one date over several workers. `fail_after` is a test hook that raises after that
-    many partitions have committed, to simulate a crash."""
+    many partitions have committed, to simulate a crash. With `connection` (already in a
+    transaction) everything runs inside it, partitions as savepoints: the strategy dry run
+    uses that and rolls the whole thing back."""
     settings = settings or get_settings()
     t0 = time.perf_counter()
-    with Session(engine) as session, session.begin():
+
+    @contextmanager
+    def session_tx() -> Iterator[Session]:
+        if connection is None:
+            with Session(engine) as session, session.begin():
+                yield session
+        else:
+            # commit() releases this session's savepoint; the caller's transaction stays open
+            # (closing without it would roll the savepoint back).
+            with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
+                yield session
+                session.commit()
+
+    with session_tx() as session:
         run = start_run(session, as_of, partitions or settings.cycle_partitions)
+        session.flush()
         session.expunge(run)
     statements = partition_sql(engine.dialect.name, settings)
+    if connection is None:
+        with engine.connect() as conn:
+            plan = planning.compile_plan(conn, as_of, settings.plan_catch_up_days)
+    else:
+        plan = planning.compile_plan(connection, as_of, settings.plan_catch_up_days)
     bounds = _bounds(run.id_min, run.id_max, run.partitions)
     done = skipped = 0
-    with engine.connect() as conn, _checkpointer(engine, conn):
+
+    def partitions_on(conn: Connection, nested: bool) -> None:
+        nonlocal done, skipped
         for p, (lo, hi) in enumerate(bounds):
             if only is not None and p not in only:
                 continue
             if fail_after is not None and done >= fail_after:
                 raise RuntimeError(f"simulated crash after {done} partitions")
-            with conn.begin():
-                counts = run_partition(conn, run, p, lo, hi, statements)
+            with conn.begin_nested() if nested else conn.begin():
+                counts = run_partition(
+                    conn, run, p, lo, hi, statements, plan, settings.default_timezone
+                )
             if counts is None:
                 skipped += 1
             else:
                 done += 1
             if on_partition is not None:
                 on_partition(p, len(bounds))
+
+    if connection is None:
+        with engine.connect() as conn, _checkpointer(engine, conn):
+            with conn.begin():
+                planning.prepare(conn, plan, as_of)
+            try:
+                partitions_on(conn, nested=False)
+            finally:
+                with conn.begin():
+                    planning.finish(conn)
+    else:
+        planning.prepare(connection, plan, as_of)
+        partitions_on(connection, nested=True)
+        planning.finish(connection)
     elapsed = time.perf_counter() - t0
-    with Session(engine) as session, session.begin():
+    with session_tx() as session:
         run = session.get_one(CycleRun, run.id)
         rows = session.scalars(select(CyclePartition).where(CyclePartition.run_id == run.id)).all()
-        totals = dict.fromkeys(COUNT_KEYS, 0)
+        totals = dict.fromkeys(COUNT_KEYS + (ACTION_KEYS if not plan.empty else ()), 0)
         for row in rows:
             for key, value in row.counts.items():
                 totals[key] = totals.get(key, 0) + int(value)

@@ -36,6 +36,9 @@ def demo(
         False, "--status", help="Only print 'empty' or 'loaded <n> accounts'."
     ),
     no_cycle: bool = typer.Option(False, "--no-cycle", help="Do not run the daily cycle."),
+    no_strategy: bool = typer.Option(
+        False, "--no-strategy", help="Do not put the default strategy in force."
+    ),
 ) -> None:
     """Load a synthetic portfolio into an empty database. 生成演示资产包（仅限空库）。"""
     engine = get_engine()
@@ -66,7 +69,13 @@ def demo(
 
         try:
             result = service.load_demo(
-                engine, accounts, as_of=day, seed=seed, run_cycle=not no_cycle, progress=report
+                engine,
+                accounts,
+                as_of=day,
+                seed=seed,
+                run_cycle=not no_cycle,
+                with_strategy=not no_strategy,
+                progress=report,
             )
         except DomainError as exc:
             progress.stop()

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlalchemy.orm import Session
 
 from recoup.core.bulk import reserve_ids, write_frame
@@ -45,6 +45,7 @@ from recoup.cycle import service as cycle_service
 from recoup.demo import names
 from recoup.ledger import rules
 from recoup.ledger import service as ledger_service
+from recoup.ledger.models import Portfolio
 from recoup.ledger.vectorised import generate_schedules
 
 DEFAULT_ACCOUNTS = 10_000
@@ -232,6 +233,7 @@ def load_demo(
     as_of: dt.date | None = None,
     seed: int = DEFAULT_SEED,
     run_cycle: bool = True,
+    with_strategy: bool = False,
     chunk_size: int = CHUNK,
     progress: ProgressFn | None = None,
     settings: Settings | None = None,
@@ -272,6 +274,20 @@ def load_demo(
             report("build", done, accounts)
     _analyze(engine)
     result.build_seconds = time.perf_counter() - t0
+    if with_strategy:
+        # The default strategy in force for every portfolio, so that the cycle plans actions.
+        from recoup.strategy import service as strategy_service
+
+        with Session(engine) as session, session.begin():
+            version = strategy_service.load_default(session, "demo")
+            for code in session.scalars(select(Portfolio.code)):
+                strategy_service.activate(
+                    session,
+                    code,
+                    [strategy_service.ArmSpec("default", version.version, 1, "champion")],
+                    "demo",
+                    experiment=f"{code}-demo",
+                )
     if run_cycle:
         t1 = time.perf_counter()
         cycle_service.run_cycle(

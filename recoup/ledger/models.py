@@ -188,6 +188,14 @@ class Account(Base):
     # Penalty and late fees accrued up to and including this date (the cycle's watermark).
     accrued_through: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     status_since: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    # Date the account entered its current stage (the anchor of stage-relative strategy steps).
+    stage_since: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    # Segmentation inputs of the strategy engine: a risk band (from scoring or imported) and
+    # the state of the latest promise to pay: none | pending | kept | broken.
+    risk_band: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    promise_state: Mapped[str] = mapped_column(
+        String(16), default="none", server_default=text("'none'")
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     # On PostgreSQL the table keeps 20% of each page free (migration 0003) so that the daily
@@ -196,6 +204,15 @@ class Account(Base):
         Index("ix_account_portfolio_bucket", "portfolio_id", "bucket"),
         Index("ix_account_status", "status"),
     )
+
+
+class AccountTag(Base):
+    """Free labels on an account (e.g. "vip", "complaint", "b2b-key"), used by strategy segments."""
+
+    __tablename__ = "account_tag"
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class Instalment(Base):

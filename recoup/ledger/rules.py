@@ -209,6 +209,18 @@ def bucket_for(dpd: int, bounds: Sequence[int]) -> str:
     return f"M{len(bounds)}+"
 
 
+def stage_after(current: str, dpd: int, thresholds: Mapping[str, int]) -> str:
+    """The stage after aging: the DPD's stage, except that a stage the strategy moved the
+    account into (a transition) is kept while the account is overdue; a paid-up account is
+    current again."""
+    by_dpd = stage_for(dpd, thresholds)
+    if dpd <= 0:
+        return by_dpd
+    order = ["current", *sorted(thresholds, key=lambda k: thresholds[k])]
+    rank = {name: i for i, name in enumerate(order)}
+    return by_dpd if rank[by_dpd] >= rank.get(current, 0) else current
+
+
 def stage_for(dpd: int, thresholds: Mapping[str, int]) -> str:
     """The last stage whose threshold the DPD has reached; 'current' below the first."""
     stage = "current"

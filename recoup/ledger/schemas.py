@@ -199,6 +199,7 @@ def _storable(value: str) -> str:
 
 
 _STORABLE = AfterValidator(_storable)
+STORABLE = _STORABLE  # for other capabilities' schemas
 
 
 def _text(min_length: int, max_length: int) -> StringConstraints:

@@ -683,7 +683,10 @@ def refresh_state(
     account.oldest_unpaid_due = oldest
     account.dpd = dpd
     account.bucket = rules.bucket_for(dpd, settings.bucket_bounds)
-    account.stage = rules.stage_for(dpd, settings.stage_thresholds)
+    stage = rules.stage_after(account.stage, dpd, settings.stage_thresholds)
+    if stage != account.stage:
+        account.stage = stage
+        account.stage_since = as_of
     account.overdue_amount = (
         sum(
             (i.principal_due - i.principal_paid)

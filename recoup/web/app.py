@@ -96,9 +96,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
+    from recoup.compliance.api import router as compliance_api
     from recoup.cycle.api import router as cycle_api
     from recoup.ledger.api import router as ledger_api
     from recoup.ledger.views import router as ledger_views
+    from recoup.strategy.api import router as strategy_api
     from recoup.web.pages import mount_static
 
     app = FastAPI(
@@ -110,6 +112,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(ledger_api, prefix="/api/v1")
     app.include_router(cycle_api, prefix="/api/v1")
+    app.include_router(strategy_api, prefix="/api/v1")
+    app.include_router(compliance_api, prefix="/api/v1")
     app.include_router(ledger_views)
     mount_static(app)
     return app

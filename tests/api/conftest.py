@@ -27,6 +27,9 @@ class Api:
     def post(self, path: str, body: Any = None, **kw: Any) -> Any:
         return self.client.post(PREFIX + path, json=body, **kw)
 
+    def put(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.client.put(PREFIX + path, json=body, **kw)
+
     def patch(self, path: str, body: Any = None, **kw: Any) -> Any:
         return self.client.patch(PREFIX + path, json=body, **kw)
 

@@ -20,9 +20,12 @@ import httpx
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from recoup.compliance import api as compliance_api
 from recoup.core.db import make_engine
 from recoup.cycle import api as cycle_api
 from recoup.ledger import api as ledger_api
+from recoup.strategy import api as strategy_api
+from recoup.strategy import service as strategy_service
 from recoup.web.app import create_app
 from tests.api.conftest import PREFIX, Api
 
@@ -99,7 +102,13 @@ def _seed(api: Api) -> dict[str, Any]:
     loan = api.loan(pf, debtor, start_date="2025-12-15")
     payment = api.ok(api.payment(loan, amount_minor=10_000), 201)
     api.ok(api.post("/cycle-runs", {"as_of": "2026-03-01"}))
+    api.ok(api.post("/strategies", {"source": strategy_service.default_source()}), 201)
+    api.ok(api.put(f"/portfolios/{pf['code']}/strategy", {"arms": ["default@1"]}))
     return {
+        "strategy_code": "default",
+        "version": 1,
+        "portfolio_code": pf["code"],
+        "jurisdiction": "CN",
         "creditor_id": creditor["id"],
         "portfolio_id": pf["id"],
         "product_id": product["id"],
@@ -213,6 +222,45 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
     },
     ("post", "/payments/{payment_id}/reverse"): lambda s: {"reason": "bounced"},
     ("post", "/cycle-runs"): lambda s: {"as_of": "2026-03-01"},
+    ("post", "/strategies"): lambda s: {
+        "source": strategy_service.default_source(),
+        "by": "robustness",
+    },
+    ("post", "/strategies/check"): lambda s: {
+        "source": strategy_service.default_source(),
+        "by": "robustness",
+    },
+    ("put", "/portfolios/{portfolio_code}/strategy"): lambda s: {
+        "arms": ["default@1:80", "default:20"],
+        "experiment": "exp",
+        "by": "robustness",
+    },
+    ("post", "/compliance/check"): lambda s: {
+        "account_id": s["account_id"],
+        "channel": "call",
+        "at": "2026-03-02T10:00:00+08:00",
+        "contact_point_id": s["contact_point_id"],
+        "purpose": "collect",
+        "text": "请尽快还款",
+        "collectors": 1,
+    },
+    ("post", "/compliance/contact-events"): lambda s: {
+        "account_id": s["account_id"],
+        "channel": "call",
+        "at": "2026-03-02T10:00:00+08:00",
+        "contact_point_id": s["contact_point_id"],
+        "party": "self",
+        "automated": False,
+        "connected": True,
+        "conversation": True,
+        "agency": None,
+        "source": "manual",
+    },
+    ("put", "/portfolios/{portfolio_code}/compliance"): lambda s: {
+        "overrides": {"window_end": "21:00"},
+        "note": "n",
+        "by": "robustness",
+    },
 }
 
 
@@ -228,7 +276,12 @@ def _operations() -> list[tuple[str, str, dict[str, Any]]]:
     # Every route of the API routers is in the document (none hidden from it).
     routes = {
         (m.lower(), PREFIX + r.path)
-        for router in (ledger_api.router, cycle_api.router)
+        for router in (
+            ledger_api.router,
+            cycle_api.router,
+            strategy_api.router,
+            compliance_api.router,
+        )
         for r in router.routes
         if isinstance(r, APIRoute)
         for m in r.methods

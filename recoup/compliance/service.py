@@ -1,0 +1,507 @@
+"""The compliance guard as a service: one place that answers allowed or blocked, with the rule
+and the reason, for planned actions (at planning, vectorised), for outgoing messages (at send
+time) and for manual contacts (one contact, scalar). Every refusal is kept in
+`compliance_block`; contact attempts and conversations are recorded in `contact_event`, which
+the frequency rules count across channels and across the creditor's agencies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy.orm import Session
+
+from recoup.compliance import rules, wording
+from recoup.compliance.models import ComplianceBlock, ComplianceSetting, ContactEvent
+from recoup.core.db import utcnow
+from recoup.core.errors import Invalid, NotFound
+from recoup.ledger.models import Account, ContactPoint, Debtor, DebtorFlag, Portfolio
+
+# The kind of contact point each channel needs; None: no contact point (internal work).
+POINT_KIND = {
+    "sms": "phone",
+    "call": "phone",
+    "voice": "phone",
+    "email": "email",
+    "letter": "address",
+    "visit": "address",
+}
+# Planned action type -> channel the guard checks (internal actions are checked as a letter:
+# the stop flags apply to them, the contact rules do not).
+ACTION_CHANNEL = {
+    "sms": "sms",
+    "email": "email",
+    "voice": "voice",
+    "call_task": "call",
+    "letter": "letter",
+    "field_visit": "visit",
+    "lawyer_letter": "letter",
+}
+NO_POINT = rules.Verdict(
+    False,
+    "contact.no_contact_point",
+    "no usable contact point of the debtor for this channel",
+    "债务人没有可用于该渠道的联系方式",
+)
+
+
+def ruleset_for(conn: Connection | Session, portfolio_id: int, jurisdiction: str) -> rules.RuleSet:
+    overrides = conn.execute(
+        select(ComplianceSetting.overrides).where(ComplianceSetting.portfolio_id == portfolio_id)
+    ).scalar()
+    return rules.load_ruleset(jurisdiction, overrides or None)
+
+
+def set_overrides(
+    session: Session, portfolio_code: str, overrides: dict[str, Any], by: str, note: str | None
+) -> rules.RuleSet:
+    """A compliance officer changes the numbers of a portfolio's rule set (validated first)."""
+    portfolio = session.scalar(select(Portfolio).where(Portfolio.code == portfolio_code))
+    if portfolio is None:
+        raise NotFound(f"no portfolio {portfolio_code!r}")
+    ruleset = rules.load_ruleset(portfolio.jurisdiction, overrides or None)
+    row = session.scalar(
+        select(ComplianceSetting).where(ComplianceSetting.portfolio_id == portfolio.id)
+    )
+    if row is None:
+        row = ComplianceSetting(portfolio_id=portfolio.id, overrides={}, updated_by=by)
+        session.add(row)
+    row.overrides = dict(overrides)
+    row.note = note
+    row.updated_by = by
+    row.updated_at = utcnow()
+    session.flush()
+    return ruleset
+
+
+def _agg(pg: bool, expr: str) -> str:
+    return f"string_agg({expr}, ',')" if pg else f"group_concat({expr}, ',')"
+
+
+def _facts_sql(pg: bool, where: str) -> str:
+    active = "f.debtor_id = pa.debtor_id AND f.cleared_at IS NULL"
+    usable = (
+        "cp.is_active AND NOT cp.do_not_contact"
+        if pg
+        else "cp.is_active = 1 AND cp.do_not_contact = 0"
+    )
+    kind = (
+        "CASE pa.action_type WHEN 'sms' THEN 'phone' WHEN 'call_task' THEN 'phone' "
+        "WHEN 'voice' THEN 'phone' WHEN 'email' THEN 'email' WHEN 'letter' THEN 'address' "
+        "WHEN 'field_visit' THEN 'address' WHEN 'lawyer_letter' THEN 'address' END"
+    )
+    points = (
+        "FROM contact_point cp WHERE cp.debtor_id = pa.debtor_id AND cp.owner = 'self' "
+        f"AND cp.kind = {kind}"
+    )
+    calls = "e.channel IN ('call', 'voice')"
+    return f"""
+        SELECT pa.id, pa.account_id, pa.debtor_id, pa.portfolio_id, pa.action_type, pa.template,
+               pa.scheduled_at, dr.timezone AS zone,
+               CASE WHEN dr.address IS NOT NULL AND dr.address <> '' THEN 1 ELSE 0 END
+                 AS has_address,
+               (SELECT {_agg(pg, "f.flag")} FROM debtor_flag f WHERE {active}) AS flags,
+               (SELECT COUNT(*) {points}) AS n_points,
+               (SELECT COUNT(*) {points} AND {usable}) AS n_usable,
+               (SELECT COUNT(*) FROM contact_event e WHERE e.account_id = pa.account_id
+                  AND {calls} AND e.at > :week_ago AND e.at <= :until) AS call_attempts_7d,
+               (SELECT MAX(e.at) FROM contact_event e WHERE e.account_id = pa.account_id
+                  AND e.conversation = {"TRUE" if pg else "1"}) AS last_conversation_at,
+               (SELECT COUNT(*) FROM contact_event e WHERE e.debtor_id = pa.debtor_id
+                  AND e.channel = 'voice' AND e.connected = {"TRUE" if pg else "1"}
+                  AND e.at > :day_ago AND e.at <= :until) AS voice_connected_today,
+               (SELECT MIN(e.at) FROM contact_event e WHERE e.account_id = pa.account_id)
+                 AS first_communication_at,
+               (SELECT COUNT(*) FROM contact_event e WHERE e.account_id = pa.account_id
+                  AND e.source = 'validation_notice') AS validation_notices
+        FROM planned_action pa JOIN debtor dr ON dr.id = pa.debtor_id
+        WHERE {where}"""
+
+
+def _as_utc(facts: pl.DataFrame, col: str) -> pl.Expr:
+    """Timestamps read back as UTC-aware Polars datetimes: SQLite gives text (UTC, naive),
+    PostgreSQL aware datetimes, and a column of only NULLs has no type."""
+    dtype = facts.schema[col]
+    expr = pl.col(col)
+    if dtype == pl.String:
+        return expr.str.to_datetime(time_unit="us", strict=True).dt.replace_time_zone("UTC")
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        return expr.dt.convert_time_zone("UTC").cast(pl.Datetime("us", "UTC"))
+    return expr.cast(pl.Datetime("us", "UTC"))
+
+
+def _opt_out_templates() -> set[str]:
+    from recoup.channels.catalog import templates_with_opt_out
+
+    return templates_with_opt_out()
+
+
+def guard_planned_actions(
+    conn: Connection, as_of: dt.date, lo: int, hi: int, now: dt.datetime
+) -> int:
+    """Check the actions planned for `as_of` in accounts lo <= id < hi; block the refused ones
+    (status 'blocked', rule and reason kept, and a `compliance_block` row). Vectorised: one
+    query for the facts, `rules.check_frame` per rule set, bulk writes. Returns the number
+    blocked."""
+    pg = conn.dialect.name == "postgresql"
+    where = (
+        "pa.cycle_date = :d AND pa.status = 'planned' AND pa.account_id >= :lo "
+        "AND pa.account_id < :hi"
+    )
+    until = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
+    params = {
+        "d": as_of,
+        "lo": lo,
+        "hi": hi,
+        "until": until,
+        "week_ago": until - dt.timedelta(days=8),
+        "day_ago": until - dt.timedelta(days=2),
+    }
+    result = conn.execute(text(_facts_sql(pg, where)), params)
+    rows = result.all()
+    if not rows:
+        return 0
+    facts = pl.DataFrame(
+        [tuple(r) for r in rows], schema=list(result.keys()), orient="row", infer_schema_length=None
+    )
+    return _block(conn, facts, now, subject="planned_action")
+
+
+def _contact_frame(facts: pl.DataFrame, ruleset: rules.RuleSet) -> pl.DataFrame:
+    with_opt_out = sorted(_opt_out_templates())
+    return facts.select(
+        pl.col("action_type").replace_strict(ACTION_CHANNEL, default="letter").alias("channel"),
+        _as_utc(facts, "scheduled_at").alias("at"),
+        pl.concat_list(pl.col("zone").fill_null("Asia/Shanghai")).alias("zones"),
+        pl.lit("self").alias("party"),
+        pl.lit("collect").alias("purpose"),
+        pl.col("flags")
+        .fill_null("")
+        .str.split(",")
+        .list.eval(pl.element().filter(pl.element() != ""))
+        .alias("flags"),
+        ((pl.col("n_points") > 0) & (pl.col("n_usable") == 0)).alias("do_not_contact"),
+        pl.lit(False).alias("night_consent"),
+        pl.lit(False).alias("debtor_unreachable"),
+        pl.col("call_attempts_7d").cast(pl.Int64).alias("call_attempts_debt_7d"),
+        _as_utc(facts, "last_conversation_at").alias("last_conversation_at"),
+        pl.col("voice_connected_today").cast(pl.Int64).alias("connected_voice_debtor_today"),
+        pl.lit(0, pl.Int64).alias("unanswered_attempts_number_today"),
+        # A visit is planned as a visit by the minimum team the rule set asks for.
+        pl.lit(max(1, ruleset.min_visit_collectors or 1), pl.Int64).alias("collectors"),
+        _as_utc(facts, "first_communication_at").alias("first_communication_at"),
+        (pl.col("validation_notices") > 0).alias("validation_notice_sent"),
+        pl.lit(False).alias("is_time_barred"),
+        pl.lit(False).alias("threatens_suit"),
+        (
+            ~pl.col("action_type").is_in(["sms", "email"]) | pl.col("template").is_in(with_opt_out)
+        ).alias("has_opt_out"),
+        pl.lit(False).alias("tells_debt_to_third_party"),
+    )
+
+
+def _block(conn: Connection, facts: pl.DataFrame, now: dt.datetime, subject: str) -> int:
+    portfolios = dict(
+        conn.execute(
+            select(Portfolio.id, Portfolio.jurisdiction).where(
+                Portfolio.id.in_(facts["portfolio_id"].unique().to_list())
+            )
+        ).all()
+    )
+    rulesets = {int(pid): ruleset_for(conn, int(pid), j) for pid, j in portfolios.items()}
+    # Portfolios with the same rule set are checked together.
+    keys = {pid: r.model_dump_json() for pid, r in rulesets.items()}
+    facts = facts.with_columns(
+        pl.col("portfolio_id").replace_strict(keys, return_dtype=pl.String).alias("_ruleset")
+    )
+    verdicts = []
+    for (key,), part in facts.group_by("_ruleset", maintain_order=True):
+        ruleset = next(r for pid, r in rulesets.items() if keys[pid] == key)
+        checked = rules.check_frame(_contact_frame(part, ruleset), ruleset)
+        channel = part["action_type"].replace_strict(ACTION_CHANNEL, default="none")
+        kind_needed = channel.replace_strict(POINT_KIND, default=None, return_dtype=pl.String)
+        no_point = (
+            kind_needed.is_not_null()
+            & (part["n_points"] == 0)
+            & ~((kind_needed == "address") & (part["has_address"] == 1))
+        )
+        verdicts.append(
+            part.select("id", "account_id", "debtor_id", "portfolio_id", "action_type")
+            .with_columns(
+                channel=channel,
+                jurisdiction=pl.lit(ruleset.jurisdiction),
+                rule_id=pl.when(checked["allowed"] & no_point)
+                .then(pl.lit(NO_POINT.rule_id))
+                .otherwise(checked["rule_id"]),
+                reason_en=pl.when(checked["allowed"] & no_point)
+                .then(pl.lit(NO_POINT.reason_en))
+                .otherwise(checked["reason_en"]),
+                reason_zh=pl.when(checked["allowed"] & no_point)
+                .then(pl.lit(NO_POINT.reason_zh))
+                .otherwise(checked["reason_zh"]),
+            )
+            .filter(pl.col("rule_id").is_not_null())
+        )
+    blocked = pl.concat(verdicts) if verdicts else pl.DataFrame()
+    if blocked.is_empty():
+        return 0
+    records = blocked.to_dicts()
+    conn.execute(
+        text(
+            "UPDATE planned_action SET status = 'blocked', rule_id = :rule_id, "
+            "reason = :reason_en, updated_at = :now WHERE id = :id"
+        ),
+        [{**r, "now": now} for r in records],
+    )
+    conn.execute(
+        insert(ComplianceBlock),
+        [
+            {
+                "checked_at": now,
+                "subject": subject,
+                "subject_id": r["id"],
+                "account_id": r["account_id"],
+                "debtor_id": r["debtor_id"],
+                "portfolio_id": r["portfolio_id"],
+                "channel": r["channel"],
+                "jurisdiction": r["jurisdiction"],
+                "rule_id": r["rule_id"],
+                "reason_en": r["reason_en"],
+                "reason_zh": r["reason_zh"],
+                "context": {"action_type": r["action_type"]},
+            }
+            for r in records
+        ],
+    )
+    return len(records)
+
+
+# --- one contact (manual contacts, messages at send time) -----------------------------------
+
+
+@dataclass(frozen=True)
+class ContactCheck:
+    account_id: int
+    channel: str
+    at: dt.datetime
+    contact_point_id: int | None = None
+    purpose: str = "collect"
+    text: str | None = None
+    automated: bool = False
+    collectors: int = 1
+    threatens_suit: bool = False
+    has_opt_out: bool = True
+
+
+def _count(session: Session, *conds: Any) -> int:
+    return int(session.scalar(select(func.count(ContactEvent.id)).where(*conds)) or 0)
+
+
+def contact_facts(session: Session, c: ContactCheck) -> tuple[rules.Contact, Account, str]:
+    """The scalar guard's facts for one proposed contact, read from the database."""
+    if c.at.tzinfo is None:
+        raise Invalid(
+            "at", c.at.isoformat(), "give a time with its zone, e.g. 2026-11-23T10:00+08:00"
+        )
+    if c.channel not in rules.CHANNELS:
+        raise Invalid("channel", c.channel, f"one of {', '.join(rules.CHANNELS)}")
+    account = session.get(Account, c.account_id)
+    if account is None:
+        raise NotFound(f"no account {c.account_id}")
+    debtor = session.get_one(Debtor, account.debtor_id)
+    portfolio = session.get_one(Portfolio, account.portfolio_id)
+    point = None
+    if c.contact_point_id is not None:
+        point = session.get(ContactPoint, c.contact_point_id)
+        if point is None or point.debtor_id != debtor.id:
+            raise Invalid(
+                "contact_point_id", c.contact_point_id, "not a contact point of this debtor"
+            )
+    flags = frozenset(
+        session.scalars(
+            select(DebtorFlag.flag).where(
+                DebtorFlag.debtor_id == debtor.id, DebtorFlag.cleared_at.is_(None)
+            )
+        )
+    )
+    day_start = c.at - dt.timedelta(days=1)
+    calls = ContactEvent.channel.in_(("call", "voice"))
+    last_talk = session.scalar(
+        select(func.max(ContactEvent.at)).where(
+            ContactEvent.account_id == account.id, ContactEvent.conversation.is_(True)
+        )
+    )
+    first = session.scalar(
+        select(func.min(ContactEvent.at)).where(ContactEvent.account_id == account.id)
+    )
+    contact = rules.Contact(
+        channel=c.channel,
+        at=c.at,
+        zones=(debtor.timezone,),
+        party=point.owner if point is not None else "self",
+        purpose=c.purpose,
+        flags=flags,
+        do_not_contact=bool(point is not None and (point.do_not_contact or not point.is_active)),
+        night_consent=False,
+        debtor_unreachable=False,
+        call_attempts_debt_7d=_count(
+            session,
+            ContactEvent.account_id == account.id,
+            calls,
+            ContactEvent.at > c.at - dt.timedelta(days=7),
+            ContactEvent.at <= c.at,
+        ),
+        last_conversation_at=last_talk.replace(tzinfo=dt.UTC)
+        if last_talk and last_talk.tzinfo is None
+        else last_talk,
+        connected_voice_debtor_today=_count(
+            session,
+            ContactEvent.debtor_id == debtor.id,
+            ContactEvent.channel == "voice",
+            ContactEvent.connected.is_(True),
+            ContactEvent.at > day_start,
+            ContactEvent.at <= c.at,
+        ),
+        unanswered_attempts_number_today=(
+            0
+            if point is None
+            else _count(
+                session,
+                ContactEvent.contact_point_id == point.id,
+                calls,
+                ContactEvent.connected.is_(False),
+                ContactEvent.at > day_start,
+                ContactEvent.at <= c.at,
+            )
+        ),
+        collectors=c.collectors,
+        first_communication_at=first,
+        validation_notice_sent=_count(
+            session,
+            ContactEvent.account_id == account.id,
+            ContactEvent.source == "validation_notice",
+        )
+        > 0,
+        is_time_barred=False,
+        threatens_suit=c.threatens_suit,
+        has_opt_out=c.has_opt_out,
+        tells_debt_to_third_party=False,
+    )
+    return contact, account, portfolio.jurisdiction
+
+
+def check_contact(session: Session, c: ContactCheck, record: bool = True) -> rules.Verdict:
+    """Allowed or blocked, for one proposed contact; a refusal is kept with its rule."""
+    contact, account, jurisdiction = contact_facts(session, c)
+    ruleset = ruleset_for(session, account.portfolio_id, jurisdiction)
+    verdict = rules.check(contact, ruleset)
+    if verdict.allowed and c.text:
+        finding = wording.first_finding(c.text)
+        if finding is not None:
+            verdict = rules.Verdict(
+                False,
+                finding.rule_id,
+                f"{finding.reason_en} ({finding.matched!r})",
+                f"{finding.reason_zh}（{finding.matched}）",
+            )
+    if not verdict.allowed and record:
+        session.add(
+            ComplianceBlock(
+                checked_at=utcnow(),
+                subject="manual_contact",
+                account_id=account.id,
+                debtor_id=account.debtor_id,
+                portfolio_id=account.portfolio_id,
+                channel=c.channel,
+                jurisdiction=ruleset.jurisdiction,
+                rule_id=verdict.rule_id or "",
+                reason_en=verdict.reason_en,
+                reason_zh=verdict.reason_zh,
+                context={"at": c.at.isoformat(), "contact_point_id": c.contact_point_id},
+            )
+        )
+        session.flush()
+    return verdict
+
+
+def record_contact(
+    session: Session,
+    *,
+    account_id: int,
+    channel: str,
+    at: dt.datetime,
+    contact_point_id: int | None = None,
+    party: str = "self",
+    automated: bool = False,
+    connected: bool = False,
+    conversation: bool = False,
+    agency: str | None = None,
+    source: str = "manual",
+) -> ContactEvent:
+    """Record an attempt or a conversation (counted by the frequency rules)."""
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"no account {account_id}")
+    if channel not in rules.CHANNELS:
+        raise Invalid("channel", channel, f"one of {', '.join(rules.CHANNELS)}")
+    event = ContactEvent(
+        account_id=account_id,
+        debtor_id=account.debtor_id,
+        contact_point_id=contact_point_id,
+        channel=channel,
+        party=party,
+        at=at,
+        automated=automated,
+        connected=connected or conversation,
+        conversation=conversation,
+        agency=agency,
+        source=source,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def list_blocks(
+    session: Session,
+    *,
+    rule_id: str | None = None,
+    account_id: int | None = None,
+    since: dt.datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[ComplianceBlock], int]:
+    conds = []
+    if rule_id:
+        conds.append(ComplianceBlock.rule_id == rule_id)
+    if account_id is not None:
+        conds.append(ComplianceBlock.account_id == account_id)
+    if since is not None:
+        conds.append(ComplianceBlock.checked_at >= since)
+    total = int(session.scalar(select(func.count(ComplianceBlock.id)).where(*conds)) or 0)
+    rows = session.scalars(
+        select(ComplianceBlock)
+        .where(*conds)
+        .order_by(ComplianceBlock.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def count_blocks_by_rule(
+    session: Session, since: dt.datetime | None = None
+) -> list[tuple[str, int]]:
+    conds = [] if since is None else [ComplianceBlock.checked_at >= since]
+    rows = session.execute(
+        select(ComplianceBlock.rule_id, func.count(ComplianceBlock.id))
+        .where(*conds)
+        .group_by(ComplianceBlock.rule_id)
+        .order_by(func.count(ComplianceBlock.id).desc(), ComplianceBlock.rule_id)
+    ).all()
+    return [(r, int(n)) for r, n in rows]
