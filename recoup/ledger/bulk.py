@@ -1899,6 +1899,7 @@ _ACCOUNT_STATE = {
     "recognised_through": ("a.recognised_through", pl.Date),
     "accrued_through": ("a.accrued_through", pl.Date),
     "status_since": ("a.status_since", pl.Date),
+    "stage_since": ("a.stage_since", pl.Date),
 }
 _INSTALMENT_STATE = {
     "inst_id": ("i.id", pl.Int64),
@@ -2461,7 +2462,7 @@ def _post_round(
     )
     acc = acc.with_columns(
         _bucket(pl.col("dpd"), settings.bucket_bounds).alias("bucket"),
-        _stage(pl.col("dpd"), settings.stage_thresholds).alias("stage"),
+        _stage_after(pl.col("stage"), pl.col("dpd"), settings.stage_thresholds).alias("new_stage"),
         (pl.col("overdue_sched") + pl.col("penalty_balance") + pl.col("late_fee_balance")).alias(
             "overdue_amount"
         ),
@@ -2472,6 +2473,11 @@ def _post_round(
         .otherwise(pl.col("status_since"))
         .alias("status_since"),
         pl.col("new_status").alias("status"),
+        pl.when(pl.col("new_stage") != pl.col("stage"))
+        .then(pl.col("as_of"))
+        .otherwise(pl.col("stage_since"))
+        .alias("stage_since"),
+        pl.col("new_stage").alias("stage"),
     )
     accounts = accounts.update(acc.select(accounts.columns), on="id", include_nulls=True)
 
@@ -2522,6 +2528,17 @@ def _stage(dpd: pl.Expr, thresholds: dict[str, int]) -> pl.Expr:
     for name, lower in thresholds.items():
         out = pl.when(dpd >= lower).then(pl.lit(name)).otherwise(out)
     return out
+
+
+def _stage_after(current: pl.Expr, dpd: pl.Expr, thresholds: dict[str, int]) -> pl.Expr:
+    """Vectorised rules.stage_after: a stage the strategy moved the account into is kept
+    while the account is overdue."""
+    order = ["current", *sorted(thresholds, key=lambda k: thresholds[k])]
+    rank = {name: i for i, name in enumerate(order)}
+    by_dpd = _stage(dpd, thresholds)
+    by_dpd_rank = by_dpd.replace_strict(rank, return_dtype=pl.Int64)
+    current_rank = current.replace_strict(rank, default=0, return_dtype=pl.Int64)
+    return pl.when((dpd <= 0) | (by_dpd_rank >= current_rank)).then(by_dpd).otherwise(current)
 
 
 # --------------------------------------------------------------------------- export

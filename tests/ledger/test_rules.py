@@ -309,3 +309,22 @@ def test_scaled_rate_amount_is_exact(base_days: int, rate: int) -> None:
         Decimal(1), rounding=ROUND_HALF_UP
     )
     assert rules.scaled_rate_amount(base_days, rate) == int(exact)
+
+
+STAGES = {"early": 1, "negotiation": 31, "hard": 91, "recovery": 151}
+
+
+def test_stage_after_keeps_a_strategy_stage_while_overdue() -> None:
+    assert rules.stage_after("recovery", 100, STAGES) == "recovery"  # moved there by a step
+    assert rules.stage_after("early", 100, STAGES) == "hard"
+    assert rules.stage_after("recovery", 0, STAGES) == "current"  # paid up: current again
+    assert rules.stage_after("hard", 200, STAGES) == "recovery"
+
+
+@given(st.sampled_from(["current", *STAGES]), st.integers(-5, 400))
+def test_stage_after_vectorised_agrees(current: str, dpd: int) -> None:
+    from recoup.ledger.bulk import _stage_after
+
+    frame = pl.DataFrame({"stage": [current], "dpd": [dpd]})
+    got = frame.select(_stage_after(pl.col("stage"), pl.col("dpd"), STAGES)).item()
+    assert got == rules.stage_after(current, dpd, STAGES)
