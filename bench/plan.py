@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import fresh_database, machine, median
 from bench.cycle import AS_OF, build
 from recoup.cycle import service as cycle
-from recoup.ledger.models import Account, Portfolio
+from recoup.ledger.models import Account
 from recoup.strategy import service as strategy
 
 
@@ -54,14 +54,7 @@ def main() -> None:
         else:
             build(engine, args.accounts)
         with Session(engine) as session, session.begin():
-            version = strategy.load_default(session, "bench")
-            for code in session.scalars(select(Portfolio.code)):
-                strategy.activate(
-                    session,
-                    code,
-                    [strategy.ArmSpec("default", version.version, 1, "champion")],
-                    "bench",
-                )
+            strategy.default_everywhere(session, "bench")
         runs: list[float] = []
         actions: list[int] = []
         for k in range(1, args.repeat + 1):

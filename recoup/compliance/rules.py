@@ -33,19 +33,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from recoup.core.errors import FieldError, Invalid
+from recoup.ledger import rules as ledger_rules
 
 CHANNELS = ("sms", "email", "call", "voice", "letter", "visit")
 # call = a collector's phone call; voice = an automated voice call (robocall, 智能语音)
 CALL_CHANNELS = ("call", "voice")
 ELECTRONIC_CHANNELS = ("sms", "email")
-STOP_FLAGS = (
-    "dispute",
-    "cease_communication",
-    "bankrupt",
-    "deceased",
-    "litigation_hold",
-    "vulnerable",
-)
+STOP_FLAGS = ledger_rules.STOP_FLAGS  # the debtor flags that stop contact
 # The order in which stop flags are reported when several are active.
 STOP_PRECEDENCE = (
     "deceased",

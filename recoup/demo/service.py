@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
-from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.orm import Session
 
 from recoup.core.bulk import reserve_ids, write_frame
@@ -45,7 +45,6 @@ from recoup.cycle import service as cycle_service
 from recoup.demo import names
 from recoup.ledger import rules
 from recoup.ledger import service as ledger_service
-from recoup.ledger.models import Portfolio
 from recoup.ledger.vectorised import generate_schedules
 
 DEFAULT_ACCOUNTS = 10_000
@@ -279,15 +278,7 @@ def load_demo(
         from recoup.strategy import service as strategy_service
 
         with Session(engine) as session, session.begin():
-            version = strategy_service.load_default(session, "demo")
-            for code in session.scalars(select(Portfolio.code)):
-                strategy_service.activate(
-                    session,
-                    code,
-                    [strategy_service.ArmSpec("default", version.version, 1, "champion")],
-                    "demo",
-                    experiment=f"{code}-demo",
-                )
+            strategy_service.default_everywhere(session, "demo")
     if run_cycle:
         t1 = time.perf_counter()
         cycle_service.run_cycle(

@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recoup.core.errors import FieldError, Invalid
+from recoup.ledger import rules as ledger_rules
 
 # Action types, the compliance channel each one uses (None: internal work that contacts no
 # one) and its escalation level: each level asks more of the debtor than the one before (渐进).
@@ -41,7 +42,7 @@ ACTIONS: dict[str, tuple[str | None, int]] = {
 # Actions that send a text to the debtor need a template.
 NEEDS_TEMPLATE = frozenset({"sms", "email", "voice", "letter", "lawyer_letter"})
 STAGES = ("current", "early", "negotiation", "hard", "recovery")
-FLAGS = ("dispute", "cease_communication", "bankrupt", "deceased", "litigation_hold", "vulnerable")
+FLAGS = ledger_rules.STOP_FLAGS
 PROMISE_STATES = ("none", "pending", "kept", "broken")
 DEFAULT_TIME = dt.time(10, 0)
 

@@ -215,3 +215,11 @@ def list_actions(
 def load_default(session: Session, by: str = "system") -> StrategyVersion:
     version, _ = load(session, default_source(), by)
     return version
+
+
+def default_everywhere(session: Session, by: str) -> StrategyVersion:
+    """The default strategy in force (one arm) for every portfolio: the demo and the bench."""
+    version = load_default(session, by)
+    for code in session.scalars(select(Portfolio.code).order_by(Portfolio.code)):
+        activate(session, code, [ArmSpec("default", version.version, 1, "champion")], by)
+    return version
