@@ -15,7 +15,7 @@ from recoup.compliance.models import ComplianceBlock
 from recoup.core.errors import Invalid
 from recoup.cycle.service import run_cycle
 from recoup.ledger import service as ledger
-from recoup.ledger.models import Account, DebtorFlag, Portfolio
+from recoup.ledger.models import Account, DebtorFlag
 from recoup.strategy import rules, service
 from recoup.strategy.models import PlannedAction
 from tests import factories
@@ -230,11 +230,11 @@ def test_an_invalid_file_never_replaces_the_active_strategy(engine: Engine) -> N
 
 
 def test_portfolio_without_strategy_plans_nothing(engine: Engine) -> None:
+    planned_acc = _book(engine)  # a portfolio under the default strategy
     with Session(engine) as s, s.begin():
-        pf = factories.portfolio(s)
-        acc = factories.invoice(s, pf, due_date=DUE)
-        acc_id = acc.id
-        assert s.scalar(select(Portfolio.id).where(Portfolio.id == pf.id))
-    result = run_cycle(engine, dt.date(2026, 7, 3))
-    assert _actions(engine, acc_id) == []
-    assert "actions_planned" not in result.counts
+        other = factories.invoice(s, factories.portfolio(s), due_date=DUE)
+        other_id = other.id
+    result = run_cycle(engine, dt.date(2026, 7, 2))
+    assert _actions(engine, other_id) == []
+    assert [a[1] for a in _actions(engine, planned_acc)] == ["m1_early.reminder"]
+    assert result.counts["actions_planned"] == 1
