@@ -12,6 +12,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from recoup.core.console import print_error
 from recoup.core.db import get_engine
 from recoup.core.errors import DomainError
 from recoup.ledger.models import Portfolio
@@ -21,11 +22,7 @@ console = Console()
 
 
 def _fail(exc: DomainError) -> None:
-    console.print(f"[red]{exc.title}[/red]")
-    for e in getattr(exc, "errors", None) or []:
-        console.print(f"  {e.field}: {e.why} (value: {e.value!r})", markup=False)
-    if not getattr(exc, "errors", None):
-        console.print(f"  {exc}", markup=False)
+    print_error(console, exc)
     raise typer.Exit(1)
 
 
@@ -50,11 +47,11 @@ def blocks(
         rows, total = service.list_blocks(session, rule_id=rule, account_id=account, limit=limit)
     table = Table(
         "at (UTC) / 时间",
-        "account",
+        "account / 账户",
         "channel / 渠道",
         "rule / 规则",
         "reason / 原因",
-        title=f"{len(rows)} of {total}",
+        title=f"{len(rows)} of {total} / 共{total}条，显示{len(rows)}条",
     )
     for r in rows:
         table.add_row(

@@ -11,16 +11,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
+from recoup.channels.catalog import templates_with_opt_out
 from recoup.compliance import rules, wording
 from recoup.compliance.models import ComplianceBlock, ComplianceSetting, ContactEvent
+from recoup.core.bulk import fetch, write_frame
 from recoup.core.db import utcnow
 from recoup.core.errors import Invalid, NotFound
 from recoup.ledger.models import Account, ContactPoint, Debtor, DebtorFlag, Portfolio
+from recoup.strategy import rules as strategy_rules
 
-# The kind of contact point each channel needs; None: no contact point (internal work).
+# The kind of contact point each channel needs (visits and letters: an address).
 POINT_KIND = {
     "sms": "phone",
     "call": "phone",
@@ -29,16 +32,11 @@ POINT_KIND = {
     "letter": "address",
     "visit": "address",
 }
-# Planned action type -> channel the guard checks (internal actions are checked as a letter:
-# the stop flags apply to them, the contact rules do not).
+# Planned action type -> the channel the guard checks, from the strategy's action table.
+# Internal actions (agency placement, legal review, write-off) are checked as a letter: the
+# stop flags apply to them, the contact rules do not.
 ACTION_CHANNEL = {
-    "sms": "sms",
-    "email": "email",
-    "voice": "voice",
-    "call_task": "call",
-    "letter": "letter",
-    "field_visit": "visit",
-    "lawyer_letter": "letter",
+    action: channel for action, (channel, _) in strategy_rules.ACTIONS.items() if channel
 }
 NO_POINT = rules.Verdict(
     False,
@@ -77,107 +75,126 @@ def set_overrides(
     return ruleset
 
 
-def _agg(pg: bool, expr: str) -> str:
-    return f"string_agg({expr}, ',')" if pg else f"group_concat({expr}, ',')"
+FACTS = {
+    "id": pl.Int64,
+    "account_id": pl.Int64,
+    "debtor_id": pl.Int64,
+    "portfolio_id": pl.Int64,
+    "action_type": pl.String,
+    "template": pl.String,
+    "scheduled_at": pl.String,
+    "zone": pl.String,
+    "has_address": pl.Int64,
+    "flags": pl.String,
+    "n_points": pl.Int64,
+    "n_usable": pl.Int64,
+    "call_attempts_7d": pl.Int64,
+    "last_conversation_at": pl.String,
+    "voice_connected_today": pl.Int64,
+    "first_communication_at": pl.String,
+    "validation_notices": pl.Int64,
+}
 
 
-def _facts_sql(pg: bool, where: str) -> str:
+class _Sql:
+    """Literals and expressions of the facts query, which `fetch` runs without parameters."""
+
+    def __init__(self, pg: bool) -> None:
+        self.pg = pg
+
+    def date(self, d: dt.date) -> str:
+        return f"CAST('{d.isoformat()}' AS DATE)" if self.pg else f"'{d.isoformat()}'"
+
+    def instant(self, t: dt.datetime) -> str:
+        utc = t.astimezone(dt.UTC)
+        if self.pg:
+            return f"CAST('{utc.isoformat()}' AS TIMESTAMPTZ)"
+        return f"'{utc:%Y-%m-%d %H:%M:%S.%f}'"  # SQLAlchemy's storage form on SQLite
+
+    def text_of(self, expr: str) -> str:
+        """A timestamp as 'YYYY-MM-DD HH:MM:SS.ffffff' UTC text on both databases."""
+        if self.pg:
+            return f"to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+        return expr
+
+    def agg(self, expr: str) -> str:
+        return f"string_agg({expr}, ',')" if self.pg else f"group_concat({expr}, ',')"
+
+    def true(self) -> str:
+        return "TRUE" if self.pg else "1"
+
+
+def _facts_sql(q: _Sql, as_of: dt.date, lo: int, hi: int) -> str:
+    """The guard's facts of every action planned for `as_of` in accounts lo <= id < hi."""
+    until = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
+    week_ago, day_ago = until - dt.timedelta(days=8), until - dt.timedelta(days=2)
     active = "f.debtor_id = pa.debtor_id AND f.cleared_at IS NULL"
-    usable = (
-        "cp.is_active AND NOT cp.do_not_contact"
-        if pg
-        else "cp.is_active = 1 AND cp.do_not_contact = 0"
-    )
-    kind = (
-        "CASE pa.action_type WHEN 'sms' THEN 'phone' WHEN 'call_task' THEN 'phone' "
-        "WHEN 'voice' THEN 'phone' WHEN 'email' THEN 'email' WHEN 'letter' THEN 'address' "
-        "WHEN 'field_visit' THEN 'address' WHEN 'lawyer_letter' THEN 'address' END"
+    usable = f"cp.is_active = {q.true()} AND cp.do_not_contact <> {q.true()}"
+    kind = " ".join(
+        f"WHEN '{action}' THEN '{POINT_KIND[channel]}'"
+        for action, channel in ACTION_CHANNEL.items()
     )
     points = (
         "FROM contact_point cp WHERE cp.debtor_id = pa.debtor_id AND cp.owner = 'self' "
-        f"AND cp.kind = {kind}"
+        f"AND cp.kind = (CASE pa.action_type {kind} END)"
     )
     calls = "e.channel IN ('call', 'voice')"
     return f"""
         SELECT pa.id, pa.account_id, pa.debtor_id, pa.portfolio_id, pa.action_type, pa.template,
-               pa.scheduled_at, dr.timezone AS zone,
-               CASE WHEN dr.address IS NOT NULL AND dr.address <> '' THEN 1 ELSE 0 END
-                 AS has_address,
-               (SELECT {_agg(pg, "f.flag")} FROM debtor_flag f WHERE {active}) AS flags,
-               (SELECT COUNT(*) {points}) AS n_points,
-               (SELECT COUNT(*) {points} AND {usable}) AS n_usable,
+               {q.text_of("pa.scheduled_at")}, dr.timezone,
+               CASE WHEN dr.address IS NOT NULL AND dr.address <> '' THEN 1 ELSE 0 END,
+               (SELECT {q.agg("f.flag")} FROM debtor_flag f WHERE {active}),
+               (SELECT COUNT(*) {points}),
+               (SELECT COUNT(*) {points} AND {usable}),
                (SELECT COUNT(*) FROM contact_event e WHERE e.account_id = pa.account_id
-                  AND {calls} AND e.at > :week_ago AND e.at <= :until) AS call_attempts_7d,
-               (SELECT MAX(e.at) FROM contact_event e WHERE e.account_id = pa.account_id
-                  AND e.conversation = {"TRUE" if pg else "1"}) AS last_conversation_at,
+                  AND {calls} AND e.at > {q.instant(week_ago)} AND e.at <= {q.instant(until)}),
+               (SELECT {q.text_of("MAX(e.at)")} FROM contact_event e
+                  WHERE e.account_id = pa.account_id AND e.conversation = {q.true()}),
                (SELECT COUNT(*) FROM contact_event e WHERE e.debtor_id = pa.debtor_id
-                  AND e.channel = 'voice' AND e.connected = {"TRUE" if pg else "1"}
-                  AND e.at > :day_ago AND e.at <= :until) AS voice_connected_today,
-               (SELECT MIN(e.at) FROM contact_event e WHERE e.account_id = pa.account_id)
-                 AS first_communication_at,
+                  AND e.channel = 'voice' AND e.connected = {q.true()}
+                  AND e.at > {q.instant(day_ago)} AND e.at <= {q.instant(until)}),
+               (SELECT {q.text_of("MIN(e.at)")} FROM contact_event e
+                  WHERE e.account_id = pa.account_id),
                (SELECT COUNT(*) FROM contact_event e WHERE e.account_id = pa.account_id
-                  AND e.source = 'validation_notice') AS validation_notices
+                  AND e.source = 'validation_notice')
         FROM planned_action pa JOIN debtor dr ON dr.id = pa.debtor_id
-        WHERE {where}"""
+        WHERE pa.cycle_date = {q.date(as_of)} AND pa.status = 'planned'
+          AND pa.account_id >= {int(lo)} AND pa.account_id < {int(hi)}"""
 
 
-def _as_utc(facts: pl.DataFrame, col: str) -> pl.Expr:
-    """Timestamps read back as UTC-aware Polars datetimes: SQLite gives text (UTC, naive),
-    PostgreSQL aware datetimes, and a column of only NULLs has no type."""
-    dtype = facts.schema[col]
-    expr = pl.col(col)
-    if dtype == pl.String:
-        return expr.str.to_datetime(time_unit="us", strict=True).dt.replace_time_zone("UTC")
-    if isinstance(dtype, pl.Datetime):
-        if dtype.time_zone is None:
-            return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-        return expr.dt.convert_time_zone("UTC").cast(pl.Datetime("us", "UTC"))
-    return expr.cast(pl.Datetime("us", "UTC"))
-
-
-def _opt_out_templates() -> set[str]:
-    from recoup.channels.catalog import templates_with_opt_out
-
-    return templates_with_opt_out()
+def _as_utc(col: str) -> pl.Expr:
+    return (
+        pl.col(col)
+        .str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us")
+        .dt.replace_time_zone("UTC")
+    )
 
 
 def guard_planned_actions(
-    conn: Connection, as_of: dt.date, lo: int, hi: int, now: dt.datetime
+    conn: Connection,
+    as_of: dt.date,
+    lo: int,
+    hi: int,
+    now: dt.datetime,
+    default_zone: str,
 ) -> int:
     """Check the actions planned for `as_of` in accounts lo <= id < hi; block the refused ones
     (status 'blocked', rule and reason kept, and a `compliance_block` row). Vectorised: one
     query for the facts, `rules.check_frame` per rule set, bulk writes. Returns the number
     blocked."""
-    pg = conn.dialect.name == "postgresql"
-    where = (
-        "pa.cycle_date = :d AND pa.status = 'planned' AND pa.account_id >= :lo "
-        "AND pa.account_id < :hi"
-    )
-    until = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
-    params = {
-        "d": as_of,
-        "lo": lo,
-        "hi": hi,
-        "until": until,
-        "week_ago": until - dt.timedelta(days=8),
-        "day_ago": until - dt.timedelta(days=2),
-    }
-    result = conn.execute(text(_facts_sql(pg, where)), params)
-    rows = result.all()
-    if not rows:
+    q = _Sql(conn.dialect.name == "postgresql")
+    facts = fetch(conn, _facts_sql(q, as_of, lo, hi), FACTS)
+    if facts.is_empty():
         return 0
-    facts = pl.DataFrame(
-        [tuple(r) for r in rows], schema=list(result.keys()), orient="row", infer_schema_length=None
-    )
-    return _block(conn, facts, now, subject="planned_action")
+    return _block(conn, facts.with_columns(pl.col("zone").fill_null(default_zone)), now)
 
 
 def _contact_frame(facts: pl.DataFrame, ruleset: rules.RuleSet) -> pl.DataFrame:
-    with_opt_out = sorted(_opt_out_templates())
+    with_opt_out = sorted(templates_with_opt_out())
     return facts.select(
         pl.col("action_type").replace_strict(ACTION_CHANNEL, default="letter").alias("channel"),
-        _as_utc(facts, "scheduled_at").alias("at"),
-        pl.concat_list(pl.col("zone").fill_null("Asia/Shanghai")).alias("zones"),
+        _as_utc("scheduled_at").alias("at"),
+        pl.concat_list("zone").alias("zones"),
         pl.lit("self").alias("party"),
         pl.lit("collect").alias("purpose"),
         pl.col("flags")
@@ -189,12 +206,12 @@ def _contact_frame(facts: pl.DataFrame, ruleset: rules.RuleSet) -> pl.DataFrame:
         pl.lit(False).alias("night_consent"),
         pl.lit(False).alias("debtor_unreachable"),
         pl.col("call_attempts_7d").cast(pl.Int64).alias("call_attempts_debt_7d"),
-        _as_utc(facts, "last_conversation_at").alias("last_conversation_at"),
+        _as_utc("last_conversation_at").alias("last_conversation_at"),
         pl.col("voice_connected_today").cast(pl.Int64).alias("connected_voice_debtor_today"),
         pl.lit(0, pl.Int64).alias("unanswered_attempts_number_today"),
         # A visit is planned as a visit by the minimum team the rule set asks for.
         pl.lit(max(1, ruleset.min_visit_collectors or 1), pl.Int64).alias("collectors"),
-        _as_utc(facts, "first_communication_at").alias("first_communication_at"),
+        _as_utc("first_communication_at").alias("first_communication_at"),
         (pl.col("validation_notices") > 0).alias("validation_notice_sent"),
         pl.lit(False).alias("is_time_barred"),
         pl.lit(False).alias("threatens_suit"),
@@ -205,7 +222,7 @@ def _contact_frame(facts: pl.DataFrame, ruleset: rules.RuleSet) -> pl.DataFrame:
     )
 
 
-def _block(conn: Connection, facts: pl.DataFrame, now: dt.datetime, subject: str) -> int:
+def _block(conn: Connection, facts: pl.DataFrame, now: dt.datetime) -> int:
     portfolios = dict(
         conn.execute(
             select(Portfolio.id, Portfolio.jurisdiction).where(
@@ -247,38 +264,48 @@ def _block(conn: Connection, facts: pl.DataFrame, now: dt.datetime, subject: str
             )
             .filter(pl.col("rule_id").is_not_null())
         )
-    blocked = pl.concat(verdicts) if verdicts else pl.DataFrame()
+    blocked = pl.concat(verdicts)
     if blocked.is_empty():
         return 0
-    records = blocked.to_dicts()
+    suffix = " ON COMMIT DROP" if conn.dialect.name == "postgresql" else ""
+    conn.execute(text("DROP TABLE IF EXISTS guard_blocked"))
     conn.execute(
         text(
-            "UPDATE planned_action SET status = 'blocked', rule_id = :rule_id, "
-            "reason = :reason_en, updated_at = :now WHERE id = :id"
-        ),
-        [{**r, "now": now} for r in records],
+            "CREATE TEMP TABLE guard_blocked (id BIGINT PRIMARY KEY, rule_id VARCHAR(64), "
+            f"reason TEXT){suffix}"
+        )
+    )
+    write_frame(
+        conn, "guard_blocked", blocked.select("id", "rule_id", pl.col("reason_en").alias("reason"))
     )
     conn.execute(
-        insert(ComplianceBlock),
-        [
-            {
-                "checked_at": now,
-                "subject": subject,
-                "subject_id": r["id"],
-                "account_id": r["account_id"],
-                "debtor_id": r["debtor_id"],
-                "portfolio_id": r["portfolio_id"],
-                "channel": r["channel"],
-                "jurisdiction": r["jurisdiction"],
-                "rule_id": r["rule_id"],
-                "reason_en": r["reason_en"],
-                "reason_zh": r["reason_zh"],
-                "context": {"action_type": r["action_type"]},
-            }
-            for r in records
-        ],
+        text(
+            "UPDATE planned_action SET status = 'blocked', rule_id = b.rule_id, "
+            "reason = b.reason, updated_at = :now FROM guard_blocked b "
+            "WHERE planned_action.id = b.id"
+        ),
+        {"now": now},
     )
-    return len(records)
+    conn.execute(text("DROP TABLE guard_blocked"))
+    write_frame(
+        conn,
+        "compliance_block",
+        blocked.select(
+            pl.lit(now).dt.cast_time_unit("us").alias("checked_at"),
+            pl.lit("planned_action").alias("subject"),
+            pl.col("id").alias("subject_id"),
+            "account_id",
+            "debtor_id",
+            "portfolio_id",
+            "channel",
+            "jurisdiction",
+            "rule_id",
+            "reason_en",
+            "reason_zh",
+            pl.format('{{"action_type": "{}"}}', "action_type").alias("context"),
+        ),
+    )
+    return blocked.height
 
 
 # --- one contact (manual contacts, messages at send time) -----------------------------------
@@ -356,9 +383,7 @@ def contact_facts(session: Session, c: ContactCheck) -> tuple[rules.Contact, Acc
             ContactEvent.at > c.at - dt.timedelta(days=7),
             ContactEvent.at <= c.at,
         ),
-        last_conversation_at=last_talk.replace(tzinfo=dt.UTC)
-        if last_talk and last_talk.tzinfo is None
-        else last_talk,
+        last_conversation_at=last_talk,
         connected_voice_debtor_today=_count(
             session,
             ContactEvent.debtor_id == debtor.id,

@@ -1,8 +1,9 @@
-"""Bulk writes of a Polars frame into a table, inside the caller's transaction.
+"""Bulk reads and writes of Polars frames, inside the caller's transaction.
 
-PostgreSQL: `COPY … FROM STDIN (FORMAT csv)` fed with Polars' CSV writer. SQLite: one
+Writes: PostgreSQL `COPY … FROM STDIN (FORMAT csv)` fed with Polars' CSV writer; SQLite one
 `executemany` of the frame's rows on the same connection. Either way nothing is committed here,
-so an all-or-nothing import stays all-or-nothing.
+so an all-or-nothing import stays all-or-nothing. Reads (`fetch`): PostgreSQL `COPY … TO
+STDOUT`, SQLite the cursor's rows, typed by a schema.
 """
 
 from __future__ import annotations
@@ -92,3 +93,57 @@ def reserve_ids(conn: Connection, table: str, n: int) -> int:
 def now_column(df: pl.DataFrame, name: str = "created_at") -> pl.DataFrame:
     """Add a constant UTC timestamp column."""
     return df.with_columns(pl.lit(utcnow()).dt.convert_time_zone("UTC").alias(name))
+
+
+def fetch(conn: Connection, sql: str, schema: dict[str, Any]) -> pl.DataFrame:
+    """Run a query without parameters and return its rows typed by `schema` (in order).
+    PostgreSQL streams them with COPY … TO STDOUT; SQLite fetches them on its cursor."""
+    names = list(schema)
+    raw: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        buf = io.BytesIO()
+        with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+            for chunk in copy:
+                buf.write(chunk)
+        text_frame = pl.read_csv(
+            buf.getvalue(),
+            has_header=False,
+            new_columns=names,
+            infer_schema=False,
+            raise_if_empty=False,
+        )
+        if text_frame.width == 0:
+            text_frame = pl.DataFrame(schema=dict.fromkeys(names, pl.String))
+    else:
+        cur = raw.cursor()
+        try:
+            rows = cur.execute(sql).fetchall()
+        finally:
+            cur.close()
+        text_frame = _sqlite_frame(rows, names)
+    return _typed(text_frame, schema)
+
+
+def _sqlite_frame(rows: list[tuple[Any, ...]], names: list[str]) -> pl.DataFrame:
+    if not rows:
+        return pl.DataFrame(schema=dict.fromkeys(names, pl.String))
+    columns = list(zip(*rows, strict=True))
+    return pl.DataFrame(
+        {
+            n: pl.Series(n, col, strict=False).cast(pl.String)
+            for n, col in zip(names, columns, strict=True)
+        }
+    )
+
+
+def _typed(df: pl.DataFrame, schema: dict[str, Any]) -> pl.DataFrame:
+    exprs = []
+    for name, dtype in schema.items():
+        col = pl.col(name)
+        if dtype == pl.Date:
+            exprs.append(col.str.slice(0, 10).str.to_date("%Y-%m-%d"))
+        elif dtype == pl.Boolean:
+            exprs.append(col.is_in(["t", "true", "1", "True"]))
+        else:
+            exprs.append(col.cast(dtype))
+    return df.select(exprs)

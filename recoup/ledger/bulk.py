@@ -24,7 +24,6 @@ has the same portfolios and products.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,7 +36,7 @@ import polars as pl
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from recoup.core.bulk import reserve_ids, write_frame
+from recoup.core.bulk import fetch, reserve_ids, write_frame
 from recoup.core.db import utcnow
 from recoup.core.errors import Conflict, FieldError, Invalid
 from recoup.core.money import exponent
@@ -848,60 +847,6 @@ def _duplicates(df: pl.DataFrame, rejects: Rejects, column: str) -> None:
 
 def _is_pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
-
-
-def fetch(conn: Connection, sql: str, schema: dict[str, Any]) -> pl.DataFrame:
-    """Run a query without parameters and return its rows typed by `schema` (in order).
-    PostgreSQL streams them with COPY … TO STDOUT; SQLite fetches them on its cursor."""
-    names = list(schema)
-    raw: Any = conn.connection.driver_connection
-    if _is_pg(conn):
-        buf = io.BytesIO()
-        with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
-            for chunk in copy:
-                buf.write(chunk)
-        text_frame = pl.read_csv(
-            buf.getvalue(),
-            has_header=False,
-            new_columns=names,
-            infer_schema=False,
-            raise_if_empty=False,
-        )
-        if text_frame.width == 0:
-            text_frame = pl.DataFrame(schema=dict.fromkeys(names, pl.String))
-    else:
-        cur = raw.cursor()
-        try:
-            rows = cur.execute(sql).fetchall()
-        finally:
-            cur.close()
-        text_frame = _sqlite_frame(rows, names)
-    return _typed(text_frame, schema)
-
-
-def _sqlite_frame(rows: list[tuple[Any, ...]], names: list[str]) -> pl.DataFrame:
-    if not rows:
-        return pl.DataFrame(schema=dict.fromkeys(names, pl.String))
-    columns = list(zip(*rows, strict=True))
-    return pl.DataFrame(
-        {
-            n: pl.Series(n, col, strict=False).cast(pl.String)
-            for n, col in zip(names, columns, strict=True)
-        }
-    )
-
-
-def _typed(df: pl.DataFrame, schema: dict[str, Any]) -> pl.DataFrame:
-    exprs = []
-    for name, dtype in schema.items():
-        col = pl.col(name)
-        if dtype == pl.Date:
-            exprs.append(col.str.slice(0, 10).str.to_date("%Y-%m-%d"))
-        elif dtype == pl.Boolean:
-            exprs.append(col.is_in(["t", "true", "1", "True"]))
-        else:
-            exprs.append(col.cast(dtype))
-    return df.select(exprs)
 
 
 def _temp_keys(conn: Connection, name: str, keys: pl.Series) -> None:

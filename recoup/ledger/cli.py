@@ -16,6 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from recoup.core.console import print_error
 from recoup.core.db import get_engine
 from recoup.core.errors import DomainError, Invalid
 from recoup.ledger import bulk
@@ -41,13 +42,7 @@ def _kind(value: str) -> bulk.Kind:
 
 
 def _print_error(exc: DomainError) -> None:
-    console.print(f"[red]{exc.title}[/red]")
-    if isinstance(exc, Invalid):
-        for err in exc.errors:
-            where = f"row {err.row} / 第{err.row}行, " if err.row is not None else ""
-            console.print(f"  {where}{err.field} = {err.value!r}: {err.why}")
-    else:
-        console.print(f"  {exc.detail}")
+    print_error(console, exc)
 
 
 def _rejects_table(report: bulk.ImportReport) -> Table:

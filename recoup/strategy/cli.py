@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from recoup.core.console import print_error
 from recoup.core.db import get_engine
 from recoup.core.errors import DomainError
 
@@ -19,13 +20,7 @@ console = Console()
 
 
 def _fail(exc: DomainError) -> None:
-    console.print(f"[red]{exc.title}[/red]")
-    errors = getattr(exc, "errors", None)
-    if errors:
-        for e in errors:
-            console.print(f"  {e.field}: {e.why} (value: {e.value!r})", markup=False)
-    else:
-        console.print(f"  {exc}", markup=False)
+    print_error(console, exc)
     raise typer.Exit(1)
 
 
@@ -59,8 +54,8 @@ def load(
                 )
     except DomainError as exc:
         _fail(exc)
-    state = "stored" if new else "unchanged, already stored"
-    console.print(f"[green]{code} v{version.version}[/green] {state} / 已保存")
+    state = "stored / 已保存" if new else "unchanged, already stored / 未变化，已保存过"
+    console.print(f"[green]{code} v{version.version}[/green] {state}")
     for portfolio in activate or []:
         console.print(f"in force for {portfolio} / 已生效")
 
@@ -213,14 +208,14 @@ def actions(
             session, account_id=account, status=status, cycle_date=day, limit=limit
         )
     table = Table(
-        "account",
+        "account / 账户",
         "date / 日期",
         "step / 步骤",
         "action / 动作",
         "scheduled (UTC) / 计划时间",
         "status / 状态",
         "rule / 规则",
-        title=f"{len(rows)} of {total}",
+        title=f"{len(rows)} of {total} / 共{total}条，显示{len(rows)}条",
     )
     for r in rows:
         table.add_row(

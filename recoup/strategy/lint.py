@@ -679,10 +679,9 @@ def _live_checks(
             )
         chosen = [r for r in portfolio_rows if r.code in set(portfolios)]
     conn = session.connection()
-    pg = conn.dialect.name == "postgresql"
     for row in chosen:
         products = {p.code: p.id for p in product_rows if p.portfolio_id == row.id}
-        case = planning.segment_case(doc, row.code, products, 10 ** exponent(row.currency), pg)
+        case = planning.segment_case(doc, row.code, products, 10 ** exponent(row.currency))
         counts = conn.execute(
             text(
                 f"SELECT a.bucket, COUNT(*) FROM account a WHERE a.portfolio_id = :pid "

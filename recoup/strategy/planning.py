@@ -56,7 +56,6 @@ class ArmPlan:
     version_id: int
     slot_lo: int
     slot_hi: int
-    doc: rules.StrategyDocument
     segment_sql: str
     steps: list[dict[str, Any]]
 
@@ -89,7 +88,7 @@ BALANCE = (
 
 
 def condition_sql(
-    when: rules.When, portfolio_code: str, products: dict[str, int], scale: int, pg: bool
+    when: rules.When, portfolio_code: str, products: dict[str, int], scale: int
 ) -> str:
     """SQL over `account a` (and its debtor) for a segment's conditions."""
     parts: list[str] = []
@@ -146,10 +145,10 @@ def condition_sql(
 
 
 def segment_case(
-    doc: rules.StrategyDocument, portfolio_code: str, products: dict[str, int], scale: int, pg: bool
+    doc: rules.StrategyDocument, portfolio_code: str, products: dict[str, int], scale: int
 ) -> str:
     whens = " ".join(
-        f"WHEN {condition_sql(s.when, portfolio_code, products, scale, pg)} THEN {lit(s.id)}"
+        f"WHEN {condition_sql(s.when, portfolio_code, products, scale)} THEN {lit(s.id)}"
         for s in doc.segments
     )
     return f"(CASE {whens} ELSE NULL END)"
@@ -199,7 +198,6 @@ def step_rows(
 def compile_plan(conn: Connection, as_of: dt.date, catch_up_days: int) -> Plan:
     """Everything planning needs for a run, read once: the strategies in force, compiled."""
     plan = Plan()
-    pg = conn.dialect.name == "postgresql"
     assignments = conn.execute(select(StrategyAssignment)).all()
     if not assignments:
         return plan
@@ -229,8 +227,7 @@ def compile_plan(conn: Connection, as_of: dt.date, catch_up_days: int) -> Plan:
                     arm.version_id,
                     lo if len(arms) > 1 else 0,
                     hi if len(arms) > 1 else rules.SLOTS,
-                    doc,
-                    segment_case(doc, portfolio.code, products.get(a.portfolio_id, {}), scale, pg),
+                    segment_case(doc, portfolio.code, products.get(a.portfolio_id, {}), scale),
                     step_rows(doc, a.portfolio_id, arm.version_id, scale, window),
                 )
             )
@@ -299,16 +296,15 @@ def prepare(conn: Connection, plan: Plan, as_of: dt.date) -> None:
     steps and of the zones' UTC offsets on the run date."""
     if plan.empty:
         return
-    suffix = ""
     conn.execute(text("DROP TABLE IF EXISTS psteps"))
     conn.execute(text("DROP TABLE IF EXISTS tzoff"))
     conn.execute(
         text(
-            f"CREATE TEMP TABLE psteps (portfolio_id INTEGER, version_id INTEGER, "
-            f"segment VARCHAR(64), step VARCHAR(64), action VARCHAR(32), template VARCHAR(64), "
-            f"anchor VARCHAR(8), offs INTEGER, local_secs INTEGER, priority INTEGER, "
-            f"skip_promise INTEGER, skip_paid INTEGER, min_amount BIGINT, "
-            f"transition VARCHAR(16)){suffix}"
+            "CREATE TEMP TABLE psteps (portfolio_id INTEGER, version_id INTEGER, "
+            "segment VARCHAR(64), step VARCHAR(64), action VARCHAR(32), template VARCHAR(64), "
+            "anchor VARCHAR(8), offs INTEGER, local_secs INTEGER, priority INTEGER, "
+            "skip_promise INTEGER, skip_paid INTEGER, min_amount BIGINT, "
+            "transition VARCHAR(16))"
         )
     )
     conn.execute(
@@ -319,9 +315,7 @@ def prepare(conn: Connection, plan: Plan, as_of: dt.date) -> None:
         ),
         [row for arm in plan.arms for row in arm.steps],
     )
-    conn.execute(
-        text(f"CREATE TEMP TABLE tzoff (zone VARCHAR(64) PRIMARY KEY, off_secs INTEGER){suffix}")
-    )
+    conn.execute(text("CREATE TEMP TABLE tzoff (zone VARCHAR(64) PRIMARY KEY, off_secs INTEGER)"))
     conn.execute(
         text("INSERT INTO tzoff VALUES (:zone, :off)"),
         [{"zone": z, "off": o} for z, o in zone_offsets(as_of)],
@@ -464,7 +458,7 @@ def plan_partition(
         params,
     ).rowcount
 
-    blocked = compliance.guard_planned_actions(conn, as_of, lo, hi, now)
+    blocked = compliance.guard_planned_actions(conn, as_of, lo, hi, now, default_zone)
 
     used = {row["transition"] for arm in plan.arms for row in arm.steps if row["transition"]}
     if used:
