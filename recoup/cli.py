@@ -46,6 +46,7 @@ def serve(
 
 
 def _register() -> None:
+    from recoup.channels import cli as channels_cli
     from recoup.compliance import cli as compliance_cli
     from recoup.cycle import cli as cycle_cli
     from recoup.demo import cli as demo_cli
@@ -57,6 +58,7 @@ def _register() -> None:
     demo_cli.register(app)
     strategy_cli.register(app)
     compliance_cli.register(app)
+    channels_cli.register(app)
 
 
 _register()

@@ -1,5 +1,7 @@
-"""The catalogue of message templates (消息模板) that strategies name: data in
-templates/catalog.yaml, every template in Chinese and English."""
+"""The catalogue of message templates (消息模板) that strategies name: the shipped defaults in
+templates/catalog.yaml, every template in Chinese and English. A stored version (see
+recoup.channels.service) replaces the default of its name and language; these functions read
+the shipped file only, for the strategy linter and the compliance guard's planning."""
 
 from __future__ import annotations
 
@@ -8,9 +10,12 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+import jinja2
 import yaml
 
-LANGUAGES = ("zh", "en")
+from recoup.channels import rules
+
+LANGUAGES = rules.LANGUAGES
 
 
 @lru_cache(maxsize=1)
@@ -27,7 +32,12 @@ def known_templates() -> set[str]:
 
 
 def variables(body: str) -> set[str]:
-    return set(re.findall(r"\{\{\s*([a-z_]+)\s*\}\}", body))
+    """The variables a template text reads (a text that does not parse: those written
+    `{{ name }}`)."""
+    try:
+        return rules.template_variables(body)
+    except jinja2.TemplateSyntaxError:
+        return set(re.findall(r"\{\{\s*([a-z_]+)\s*\}\}", body))
 
 
 def templates_with_opt_out() -> set[str]:

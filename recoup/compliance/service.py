@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from recoup.channels.catalog import templates_with_opt_out
@@ -124,8 +124,10 @@ class _Sql:
         return "TRUE" if self.pg else "1"
 
 
-def _facts_sql(q: _Sql, as_of: dt.date, lo: int, hi: int) -> str:
-    """The guard's facts of every action planned for `as_of` in accounts lo <= id < hi."""
+def _facts_sql(q: _Sql, as_of: dt.date, source: str, where: str) -> str:
+    """The guard's facts of the contacts in `source` (a table or subquery, named `pa`, with
+    id, account_id, debtor_id, portfolio_id, action_type, template and scheduled_at) that
+    `where` selects, counted up to the day after `as_of`."""
     until = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
     week_ago, day_ago = until - dt.timedelta(days=8), until - dt.timedelta(days=2)
     active = "f.debtor_id = pa.debtor_id AND f.cleared_at IS NULL"
@@ -157,9 +159,8 @@ def _facts_sql(q: _Sql, as_of: dt.date, lo: int, hi: int) -> str:
                   WHERE e.account_id = pa.account_id),
                (SELECT COUNT(*) FROM contact_event e WHERE e.account_id = pa.account_id
                   AND e.source = 'validation_notice')
-        FROM planned_action pa JOIN debtor dr ON dr.id = pa.debtor_id
-        WHERE pa.cycle_date = {q.date(as_of)} AND pa.status = 'planned'
-          AND pa.account_id >= {int(lo)} AND pa.account_id < {int(hi)}"""
+        FROM {source} pa JOIN debtor dr ON dr.id = pa.debtor_id
+        WHERE {where}"""
 
 
 def _as_utc(col: str) -> pl.Expr:
@@ -183,10 +184,62 @@ def guard_planned_actions(
     query for the facts, `rules.check_frame` per rule set, bulk writes. Returns the number
     blocked."""
     q = _Sql(conn.dialect.name == "postgresql")
-    facts = fetch(conn, _facts_sql(q, as_of, lo, hi), FACTS)
+    where = (
+        f"pa.cycle_date = {q.date(as_of)} AND pa.status = 'planned' "
+        f"AND pa.account_id >= {int(lo)} AND pa.account_id < {int(hi)}"
+    )
+    facts = fetch(conn, _facts_sql(q, as_of, "planned_action", where), FACTS)
     if facts.is_empty():
         return 0
-    return _block(conn, facts.with_columns(pl.col("zone").fill_null(default_zone)), now)
+    blocked = _verdicts(conn, facts.with_columns(pl.col("zone").fill_null(default_zone)))
+    if blocked.is_empty():
+        return 0
+    suffix = " ON COMMIT DROP" if conn.dialect.name == "postgresql" else ""
+    conn.execute(text("DROP TABLE IF EXISTS guard_blocked"))
+    conn.execute(
+        text(
+            "CREATE TEMP TABLE guard_blocked (id BIGINT PRIMARY KEY, rule_id VARCHAR(64), "
+            f"reason TEXT){suffix}"
+        )
+    )
+    write_frame(
+        conn, "guard_blocked", blocked.select("id", "rule_id", pl.col("reason_en").alias("reason"))
+    )
+    conn.execute(
+        text(
+            "UPDATE planned_action SET status = 'blocked', rule_id = b.rule_id, "
+            "reason = b.reason, updated_at = :now FROM guard_blocked b "
+            "WHERE planned_action.id = b.id"
+        ),
+        {"now": now},
+    )
+    conn.execute(text("DROP TABLE guard_blocked"))
+    _write_blocks(conn, blocked, "planned_action", now)
+    return blocked.height
+
+
+def guard_messages(
+    conn: Connection, ids: list[int], now: dt.datetime, default_zone: str
+) -> pl.DataFrame:
+    """The send-time check of outbox messages (vectorised like the planning check, with the
+    time of sending instead of the planned time): the refused ones as a frame of id,
+    account_id, debtor_id, portfolio_id, channel, rule_id, reason_en and reason_zh, each also
+    kept in `compliance_block` (subject 'message')."""
+    if not ids:
+        return pl.DataFrame()
+    q = _Sql(conn.dialect.name == "postgresql")
+    source = (
+        "(SELECT m.id, m.account_id, m.debtor_id, m.portfolio_id, m.channel AS action_type, "
+        f"m.template, {q.instant(now)} AS scheduled_at FROM outbox_message m)"
+    )
+    where = f"pa.id IN ({', '.join(str(int(i)) for i in ids)})"
+    facts = fetch(conn, _facts_sql(q, now.date(), source, where), FACTS)
+    if facts.is_empty():
+        return pl.DataFrame()
+    blocked = _verdicts(conn, facts.with_columns(pl.col("zone").fill_null(default_zone)))
+    if not blocked.is_empty():
+        _write_blocks(conn, blocked, "message", now)
+    return blocked
 
 
 def _contact_frame(facts: pl.DataFrame, ruleset: rules.RuleSet) -> pl.DataFrame:
@@ -222,7 +275,8 @@ def _contact_frame(facts: pl.DataFrame, ruleset: rules.RuleSet) -> pl.DataFrame:
     )
 
 
-def _block(conn: Connection, facts: pl.DataFrame, now: dt.datetime) -> int:
+def _verdicts(conn: Connection, facts: pl.DataFrame) -> pl.DataFrame:
+    """The refused contacts among `facts`, with rule and reason (both languages)."""
     portfolios = dict(
         conn.execute(
             select(Portfolio.id, Portfolio.jurisdiction).where(
@@ -264,35 +318,16 @@ def _block(conn: Connection, facts: pl.DataFrame, now: dt.datetime) -> int:
             )
             .filter(pl.col("rule_id").is_not_null())
         )
-    blocked = pl.concat(verdicts)
-    if blocked.is_empty():
-        return 0
-    suffix = " ON COMMIT DROP" if conn.dialect.name == "postgresql" else ""
-    conn.execute(text("DROP TABLE IF EXISTS guard_blocked"))
-    conn.execute(
-        text(
-            "CREATE TEMP TABLE guard_blocked (id BIGINT PRIMARY KEY, rule_id VARCHAR(64), "
-            f"reason TEXT){suffix}"
-        )
-    )
-    write_frame(
-        conn, "guard_blocked", blocked.select("id", "rule_id", pl.col("reason_en").alias("reason"))
-    )
-    conn.execute(
-        text(
-            "UPDATE planned_action SET status = 'blocked', rule_id = b.rule_id, "
-            "reason = b.reason, updated_at = :now FROM guard_blocked b "
-            "WHERE planned_action.id = b.id"
-        ),
-        {"now": now},
-    )
-    conn.execute(text("DROP TABLE guard_blocked"))
+    return pl.concat(verdicts)
+
+
+def _write_blocks(conn: Connection, blocked: pl.DataFrame, subject: str, now: dt.datetime) -> None:
     write_frame(
         conn,
         "compliance_block",
         blocked.select(
             pl.lit(now).dt.cast_time_unit("us").alias("checked_at"),
-            pl.lit("planned_action").alias("subject"),
+            pl.lit(subject).alias("subject"),
             pl.col("id").alias("subject_id"),
             "account_id",
             "debtor_id",
@@ -305,7 +340,6 @@ def _block(conn: Connection, facts: pl.DataFrame, now: dt.datetime) -> int:
             pl.format('{{"action_type": "{}"}}', "action_type").alias("context"),
         ),
     )
-    return blocked.height
 
 
 # --- one contact (manual contacts, messages at send time) -----------------------------------
@@ -452,6 +486,36 @@ def check_contact(session: Session, c: ContactCheck, record: bool = True) -> rul
         )
         session.flush()
     return verdict
+
+
+def record_contacts(
+    session: Session,
+    rows: list[dict[str, Any]],
+    *,
+    automated: bool,
+    source: str,
+    connected: bool = False,
+) -> None:
+    """Record many attempts at once (messages sent by the outbox): each row gives account_id,
+    debtor_id, contact_point_id, channel and at."""
+    if not rows:
+        return
+    session.execute(
+        insert(ContactEvent),
+        [
+            {
+                "party": "self",
+                "automated": automated,
+                "connected": connected,
+                "conversation": False,
+                "agency": None,
+                "source": source,
+                "created_at": utcnow(),
+                **row,
+            }
+            for row in rows
+        ],
+    )
 
 
 def record_contact(

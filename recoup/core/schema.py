@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+import recoup.channels.models
 import recoup.compliance.models
 import recoup.cycle.models
 import recoup.ledger.models
@@ -15,7 +16,7 @@ import recoup.strategy.models
 from recoup.core.db import Base
 
 metadata = Base.metadata
-_ = (recoup.cycle.models, recoup.compliance.models, recoup.strategy.models)
+_ = (recoup.channels.models, recoup.cycle.models, recoup.compliance.models, recoup.strategy.models)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"
 

@@ -12,8 +12,9 @@ from decimal import Decimal
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -93,6 +94,59 @@ class Settings(BaseSettings):
     secret_key: str = "change-me-in-production"
     host: str = "127.0.0.1"
     port: int = 8000
+
+    # --- Channel providers (recoup.channels.adapters) -------------------------------------
+    # Which adapter sends each channel: console/file for development, smtp/http in production.
+    # The adapters check what they need (e.g. smtp_host) when built, naming the missing setting.
+    email_adapter: Literal["console", "file", "smtp"] = "console"
+    sms_adapter: Literal["console", "file", "http"] = "console"
+    # Directory of the file adapter: one .eml (email) or .json (sms) per idempotency key.
+    outbox_dir: Path = Path("var/outbox")
+    smtp_host: str | None = None
+    # None: the port of the security mode (587 starttls, 465 tls, 25 none).
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    # From header of every email, e.g. "Recoup <billing@example.com>"; required for smtp.
+    smtp_from: str | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # A CA bundle (PEM) to trust instead of the system's, e.g. for an internal relay.
+    smtp_ca_file: Path | None = None
+    # Development only: False skips certificate and host name checks.
+    smtp_verify: bool = True
+    sms_gateway_url: str | None = None
+    # Shared secret of the HMAC signature of requests to the gateway and of its webhooks.
+    sms_gateway_secret: SecretStr | None = None
+    # Sender name or signature (短信签名) the gateway puts on each SMS.
+    sms_sender: str = "Recoup"
+    sms_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Where the gateway posts delivery receipts (sent with each SMS when set).
+    sms_callback_url: str | None = None
+    # --- end of channel providers -----------------------------------------------------------
+    # --- Outbox and worker (recoup.channels.outbox, recoup.channels.tasks) ---------------------
+    # Messages claimed by one worker at a time, and how long a claim holds: a worker that dies
+    # mid-batch loses its claim after the lease and another sends the messages again with the
+    # same idempotency key (the provider drops the duplicate).
+    outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
+    outbox_lease_seconds: int = Field(default=120, ge=1, le=86_400)
+    # Retries after a provider error or timeout: base * 2^(attempt-1), capped, +-20 % jitter;
+    # after max attempts the message is failed (kept, never dropped).
+    outbox_retry_base_seconds: float = Field(default=30.0, ge=0, le=86_400)
+    outbox_retry_max_seconds: float = Field(default=3600.0, ge=0, le=7 * 86_400)
+    outbox_max_attempts: int = Field(default=8, ge=1, le=100)
+    # Where the daily print file of letters is written.
+    letters_dir: Path = Path("var/letters")
+    # The address at which debtors reach this server (unsubscribe links in emails).
+    public_base_url: str = "http://127.0.0.1:8000"
+    # The worker: the daily cycle at this local time (business_timezone), the dispatch loop
+    # polling every poll seconds when idle. With queue_url (redis://…) several workers share
+    # the work through Huey; without it the worker runs everything in its own process.
+    cycle_time: dt.time = dt.time(2, 0)
+    business_timezone: str = "Asia/Shanghai"
+    worker_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
+    queue_url: str | None = None
+    # --- end of outbox and worker -------------------------------------------------------------
 
     @field_validator("bucket_bounds")
     @classmethod

@@ -40,6 +40,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from recoup.channels import outbox
 from recoup.core.db import utcnow
 from recoup.core.errors import Conflict, Invalid, NotFound
 from recoup.core.settings import Settings, get_settings
@@ -332,7 +333,7 @@ COUNTS_SQL = """
 
 AMOUNT_KEYS = ("penalty_accrued", "late_fees_charged", "interest_recognised", "fees_recognised")
 COUNT_KEYS = ("touched", "delinquent", "newly_delinquent", "capped", "cured")
-ACTION_KEYS = ("actions_planned", "actions_blocked", "actions_cancelled")
+ACTION_KEYS = ("actions_planned", "actions_blocked", "actions_cancelled", "messages_queued")
 
 
 def amount_key(amount: str, currency: str) -> str:
@@ -440,11 +441,13 @@ def run_partition(
         result = conn.execute(text(sql), params)
         if name == "cure":
             counts["cured"] = int(result.rowcount or 0)
-    conn.execute(text("DROP TABLE IF EXISTS cyc"))
-    if plan is not None and not plan.empty:
+    if plan is not None and not plan.empty:  # planning reads `cyc` too
         counts.update(
             planning.plan_partition(conn, plan, run.as_of, lo, hi, default_zone, params["now"])
         )
+        # The messages among the actions, for the outbox, in this same transaction.
+        counts["messages_queued"] = outbox.enqueue_planned(conn, run.as_of, lo, hi, params["now"])
+    conn.execute(text("DROP TABLE IF EXISTS cyc"))
     conn.execute(
         update(CyclePartition)
         .where(CyclePartition.run_id == run.id, CyclePartition.partition == partition)

@@ -97,5 +97,6 @@ class PlannedAction(Base):
         Index("ix_planned_action_status_scheduled", "status", "scheduled_at"),
         # Planning cancels pending actions per range of account ids.
         Index("ix_planned_action_status_account", "status", "account_id"),
-        Index("ix_planned_action_cycle_date", "cycle_date"),
+        # The guard and the stage transitions read the day's actions per range of account ids.
+        Index("ix_planned_action_cycle_account", "cycle_date", "account_id"),
     )

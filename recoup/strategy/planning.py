@@ -315,6 +315,9 @@ def prepare(conn: Connection, plan: Plan, as_of: dt.date) -> None:
         ),
         [row for arm in plan.arms for row in arm.steps],
     )
+    # Actions join their steps by segment; the stage transitions look steps up by key.
+    conn.execute(text("CREATE INDEX ix_psteps ON psteps (portfolio_id, version_id, segment)"))
+    conn.execute(text("CREATE INDEX ix_psteps_step ON psteps (version_id, step)"))
     conn.execute(text("CREATE TEMP TABLE tzoff (zone VARCHAR(64) PRIMARY KEY, off_secs INTEGER)"))
     conn.execute(
         text("INSERT INTO tzoff VALUES (:zone, :off)"),
@@ -337,12 +340,35 @@ def plan_partition(
     pg = conn.dialect.name == "postgresql"
     q = _Sql(pg)
     unpaid = "NOT i.is_paid" if pg else "i.is_paid = 0"
-    upcoming = (
-        f"EXISTS (SELECT 1 FROM instalment i WHERE i.account_id = a.id AND {unpaid} "
-        f"AND i.due_date >= :d AND i.due_date <= :lead)"
-    )  # ">=": on its due date an account is not yet overdue, and its reminders stay pending
-    # One pass over the partition's accounts: each portfolio's arms pick the version and the
-    # segment (CASE over portfolio, then over the arm's slot range).
+    params: dict[str, Any] = {
+        "d": as_of,
+        "lo": lo,
+        "hi": hi,
+        "lead": as_of + dt.timedelta(days=plan.max_lead),
+        "span": (as_of - plan.since).days,
+        "now": now,
+        "default_zone": default_zone,
+    }
+    # The unpaid instalments falling due from today to the longest reminder lead, read by due
+    # date ("today" too: on its due date an account is not yet overdue, and its reminders stay
+    # pending).
+    by_due = "" if pg else " INDEXED BY ix_instalment_unpaid_due"
+    for name in ("pdue", "pacc"):
+        conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    conn.execute(
+        text(
+            q.temp(
+                "pdue",
+                f"""SELECT i.account_id AS id, i.due_date FROM instalment i{by_due}
+                    WHERE {unpaid} AND i.due_date >= :d AND i.due_date <= :lead
+                      AND i.account_id >= :lo AND i.account_id < :hi""",
+            )
+        ),
+        params,
+    )
+    # One pass over the accounts to plan — the cycle's overdue ones (its work table `cyc`,
+    # still there) and those with an instalment in `pdue`: each portfolio's arms pick the
+    # version and the segment (CASE over portfolio, then over the arm's slot range).
     version_case, arm_case, segment_case_ = [], [], []
     for arm in plan.arms:
         salt = rules.experiment_salt(plan.experiments[arm.portfolio_id])
@@ -357,27 +383,21 @@ def plan_partition(
                    CASE {" ".join(version_case)} END AS version_id,
                    CASE {" ".join(arm_case)} END AS arm,
                    CASE {" ".join(segment_case_)} END AS segment,
-                   a.dpd, a.stage, a.stage_since, a.overdue_amount, a.promise_state,
-                   (SELECT dr.timezone FROM debtor dr WHERE dr.id = a.debtor_id) AS zone
+                   a.dpd, a.stage, a.stage_since, a.overdue_amount, a.promise_state
             FROM account a
-            WHERE a.id >= :lo AND a.id < :hi AND a.portfolio_id IN ({portfolios})
-              AND a.status NOT IN ('settled', 'written_off')
-              AND (a.dpd > 0 OR {upcoming})"""
-    conn.execute(text("DROP TABLE IF EXISTS pacc"))
-    params: dict[str, Any] = {
-        "d": as_of,
-        "lo": lo,
-        "hi": hi,
-        "lead": as_of + dt.timedelta(days=plan.max_lead),
-        "span": (as_of - plan.since).days,
-        "now": now,
-        "default_zone": default_zone,
-    }
+            WHERE a.id IN (SELECT c.id FROM cyc c WHERE c.dpd > 0
+                           UNION SELECT u.id FROM pdue u)
+              AND a.id >= :lo AND a.id < :hi AND a.portfolio_id IN ({portfolios})
+              AND a.status NOT IN ('settled', 'written_off')"""
     conn.execute(text(q.temp("pacc", body)), params)
-    conn.execute(text("ANALYZE pacc" if pg else "ANALYZE temp.pacc"))
+    conn.execute(text("CREATE INDEX ix_pacc_id ON pacc (id)"))
+    for name in ("pacc", "pdue"):
+        conn.execute(text(f"ANALYZE {name}" if pg else f"ANALYZE temp.{name}"))
 
+    # The debtor's UTC offset on the run date, read only for the actions written.
     zone_off = (
-        "COALESCE((SELECT z.off_secs FROM tzoff z WHERE z.zone = p.zone), "
+        "COALESCE((SELECT z.off_secs FROM debtor dr JOIN tzoff z ON z.zone = dr.timezone "
+        "WHERE dr.id = p.debtor_id), "
         "(SELECT z.off_secs FROM tzoff z WHERE z.zone = :default_zone), 0)"
     )
     cols = (
@@ -424,10 +444,7 @@ def plan_partition(
             q.minus_days(f"-({q.days('i.due_date', ':d')}) - s.offs"),
             f"s.anchor = 'pre' AND -({q.days('i.due_date', ':d')} + s.offs) >= 0 "
             f"AND -({q.days('i.due_date', ':d')} + s.offs) < :span",
-            extra_from=(
-                f" JOIN instalment i ON i.account_id = p.id AND {unpaid} "
-                "AND i.due_date > :d AND i.due_date <= :lead"
-            ),
+            extra_from=" JOIN pdue i ON i.id = p.id AND i.due_date > :d",
         ),
     ):
         inserted += int(conn.execute(text(sql), params).rowcount or 0)
@@ -437,9 +454,6 @@ def plan_partition(
         "AND planned_action.account_id < :hi AND planned_action.cycle_date < :d "
         f"AND planned_action.portfolio_id IN ({', '.join(str(p) for p in plan.experiments)})"
     )
-    # Indexed only now: the inserts above read pacc whole, and the planner would use the index
-    # to drive them from the other side.
-    conn.execute(text("CREATE INDEX ix_pacc_id ON pacc (id)"))
     # SQLite would otherwise walk every earlier action by cycle date.
     indexed = "" if pg else " INDEXED BY ix_planned_action_status_account"
     # Pending actions of accounts no longer in the same segment (or with nothing due any
@@ -480,7 +494,8 @@ def plan_partition(
                   AND (CASE account.stage {rank} ELSE 0 END) < t.r"""),
             params,
         )
-    conn.execute(text("DROP TABLE IF EXISTS pacc"))
+    for name in ("pacc", "pdue"):
+        conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
     return {
         "actions_planned": inserted - blocked,
         "actions_blocked": blocked,

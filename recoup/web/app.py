@@ -96,6 +96,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
+    from recoup.channels.api import router as channels_api
     from recoup.compliance.api import router as compliance_api
     from recoup.cycle.api import router as cycle_api
     from recoup.ledger.api import router as ledger_api
@@ -114,6 +115,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(cycle_api, prefix="/api/v1")
     app.include_router(strategy_api, prefix="/api/v1")
     app.include_router(compliance_api, prefix="/api/v1")
+    app.include_router(channels_api, prefix="/api/v1")
     app.include_router(ledger_views)
     mount_static(app)
     return app

@@ -20,6 +20,8 @@ import httpx
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from recoup.channels import api as channels_api
+from recoup.channels.catalog import catalog
 from recoup.compliance import api as compliance_api
 from recoup.core.db import make_engine
 from recoup.cycle import api as cycle_api
@@ -118,6 +120,10 @@ def _seed(api: Api) -> dict[str, Any]:
         "account_id": loan["id"],
         "payment_id": payment["id"],
         "as_of": "2026-03-01",
+        "name": "formal_notice",
+        "language": "zh",
+        "creditor": creditor["code"],
+        "portfolio": pf["code"],
     }
 
 
@@ -261,6 +267,32 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
         "note": "n",
         "by": "robustness",
     },
+    ("put", "/templates/{name}/{language}"): lambda s: {
+        "subject": catalog()["formal_notice"]["zh"]["subject"],
+        "body": catalog()["formal_notice"]["zh"]["body"] + "\n" + _ref("R"),
+        "channels": ["letter", "email"],
+        "requires": ["amount", "dpd", "deadline", "creditor_name", "dispute_contact"],
+        "kind": "formal_notice",
+        "note": "n",
+        "by": "robustness",
+    },
+    ("post", "/templates/{name}/preview"): lambda s: {
+        "account_id": s["account_id"],
+        "as_of": "2026-03-01",
+        "channel": "letter",
+        "language": "zh",
+        "subject": None,
+        "body": None,
+        "deadline_days": 7,
+    },
+    ("put", "/creditors/{creditor}/sender-profile"): lambda s: {
+        "details": {"service_phone": "400-820-0000", "law_firm": {"zh": "示例律师事务所"}},
+        "by": "robustness",
+    },
+    ("put", "/portfolios/{portfolio}/sender-profile"): lambda s: {
+        "details": {"dispute_contact": "400-820-0000"},
+        "by": "robustness",
+    },
 }
 
 
@@ -281,6 +313,7 @@ def _operations() -> list[tuple[str, str, dict[str, Any]]]:
             cycle_api.router,
             strategy_api.router,
             compliance_api.router,
+            channels_api.router,
         )
         for r in router.routes
         if isinstance(r, APIRoute)
