@@ -47,6 +47,7 @@ def serve(
 
 def _register() -> None:
     from recoup.channels import cli as channels_cli
+    from recoup.channels import worker_cli
     from recoup.compliance import cli as compliance_cli
     from recoup.cycle import cli as cycle_cli
     from recoup.demo import cli as demo_cli
@@ -59,6 +60,7 @@ def _register() -> None:
     strategy_cli.register(app)
     compliance_cli.register(app)
     channels_cli.register(app)
+    worker_cli.register(app)
 
 
 _register()

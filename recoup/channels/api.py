@@ -1,33 +1,94 @@
-"""JSON API of message templates: list, read, save (a new version), history, preview for an
-account, the template variables, sender details, and letters as PDF."""
+"""JSON API of the channels: message templates (list, read, save a new version, history,
+preview for an account, the variables, sender details, letters as PDF); the outbox (list, read,
+counts, retry, a message sent by hand) and an account's timeline; and the SMS gateway's
+webhooks (delivery receipts and replies), which carry no login but the gateway's signature."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from recoup.channels import rules, service
+from recoup.channels import inbound, outbox, outbox_admin, rules, service
+from recoup.channels.adapters import sms
 from recoup.channels.models import SenderProfile
 from recoup.channels.schemas import (
+    InboundOut,
+    InboundSmsDoc,
+    InteractionOut,
     Language,
     LanguageIn,
+    MessageIn,
+    OutboxMessageOut,
+    OutboxQuery,
+    OutboxStatsOut,
     PreviewIn,
+    ReceiptDoc,
+    ReceiptOut,
     RenderedOut,
     SenderProfileIn,
     SenderProfileOut,
     TemplateIn,
     TemplateOut,
+    TimelineQuery,
     VariableOut,
 )
-from recoup.ledger.schemas import INVALID, MAX_ID, NOT_FOUND, STORABLE, BusinessDate
+from recoup.core.db import utcnow
+from recoup.core.settings import Settings, get_settings
+from recoup.ledger.schemas import (
+    CONFLICT,
+    INVALID,
+    MAX_ID,
+    NOT_FOUND,
+    STORABLE,
+    BusinessDate,
+    Page,
+    Problem,
+)
 from recoup.web.deps import get_session
 
 router = APIRouter(tags=["templates"], responses=INVALID)
 DB = Annotated[Session, Depends(get_session, scope="function")]
 Name = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="template name")]
 Owner = Annotated[str, Path(min_length=1, max_length=64, description="id or code"), STORABLE]
+AccountId = Annotated[int, Path(ge=1, le=MAX_ID)]
+MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="outbox message id")]
+Config = Annotated[Settings, Depends(get_settings)]
+Signature = Annotated[
+    str | None, Header(alias=sms.SIGNATURE_HEADER, description="sha256=<hex HMAC>")
+]
+Timestamp = Annotated[str | None, Header(alias=sms.TIMESTAMP_HEADER, description="Unix seconds")]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+SIGNED: dict[int | str, dict[str, Any]] = {
+    401: _problem("Missing, malformed, stale or wrong signature / 签名无效"),
+    503: _problem("No sms_gateway_secret configured / 未配置短信网关密钥"),
+}
+
+
+def _signed_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The documented JSON body of a webhook, which is read raw (the signature covers it)."""
+    schema = model.model_json_schema(by_alias=True)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(_raw_body)]
 PDF: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/pdf": {}}, "description": "the letter / 信函"}
 }
@@ -209,3 +270,123 @@ def get_portfolio_profile(portfolio: Owner, db: DB) -> SenderProfileOut | None:
 )
 def set_portfolio_profile(portfolio: Owner, body: SenderProfileIn, db: DB) -> SenderProfileOut:
     return _profile(service.set_sender_profile(db, body.details, body.by, portfolio=portfolio))
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+@router.post(
+    "/channels/sms/receipts",
+    tags=["webhooks"],
+    summary="SMS delivery receipt, signed by the gateway / 短信回执",
+    responses={**SIGNED, **NOT_FOUND, **CONFLICT},
+    openapi_extra=_signed_body(ReceiptDoc),
+)
+def sms_receipt(
+    body: RawBody,
+    db: DB,
+    settings: Config,
+    signature: Signature = None,
+    timestamp: Timestamp = None,
+) -> ReceiptOut:
+    """The message the gateway names becomes delivered, failed or bounced (its interaction
+    too). A repeated receipt changes nothing more. A receipt for a message we do not know is
+    404, and one that overtakes our record of the send is 409: the gateway sends it again
+    later."""
+    inbound.check_signature(settings.sms_gateway_secret, timestamp, signature, body, utcnow())
+    message = inbound.receive_receipt(db, inbound.read_json(body))
+    return ReceiptOut(message_id=message.id, status=message.status)
+
+
+@router.post(
+    "/channels/sms/inbound",
+    tags=["webhooks"],
+    summary="SMS reply from a debtor, signed by the gateway / 短信上行",
+    responses=SIGNED,
+    openapi_extra=_signed_body(InboundSmsDoc),
+)
+def sms_inbound(
+    body: RawBody,
+    db: DB,
+    settings: Config,
+    signature: Signature = None,
+    timestamp: Timestamp = None,
+) -> InboundOut:
+    """An opt-out keyword (TD, 退订, STOP …) stops SMS to the number; any other reply is kept
+    on the timeline of the debtors the number belongs to."""
+    inbound.check_signature(settings.sms_gateway_secret, timestamp, signature, body, utcnow())
+    result = inbound.receive_sms(db, inbound.read_json(body))
+    return InboundOut(opt_out=result.opt_out, opted_out=result.opted_out, recorded=result.recorded)
+
+
+# --------------------------------------------------------------------------- the outbox
+
+
+@router.get("/outbox", tags=["outbox"], summary="Messages to send and sent / 发送队列")
+def list_outbox(q: Annotated[OutboxQuery, Query()], db: DB) -> Page[OutboxMessageOut]:
+    items = outbox.list_messages(
+        db, status=q.status, account_id=q.account_id, limit=q.limit, offset=q.offset
+    )
+    total = outbox_admin.count_messages(db, status=q.status, account_id=q.account_id)
+    return Page(
+        items=[OutboxMessageOut.model_validate(m) for m in items],
+        total=total,
+        limit=q.limit,
+        offset=q.offset,
+    )
+
+
+@router.get("/outbox/stats", tags=["outbox"], summary="Messages by status / 发送队列统计")
+def outbox_stats(db: DB) -> OutboxStatsOut:
+    counts = outbox_admin.stats(db)
+    return OutboxStatsOut(by_status=counts, total=sum(counts.values()))
+
+
+@router.get(
+    "/outbox/{message_id}",
+    tags=["outbox"],
+    summary="One message and what happened to it / 消息详情",
+    responses=NOT_FOUND,
+)
+def get_outbox_message(message_id: MessageId, db: DB) -> OutboxMessageOut:
+    return OutboxMessageOut.model_validate(outbox_admin.get_message(db, message_id))
+
+
+@router.post(
+    "/outbox/{message_id}/retry",
+    tags=["outbox"],
+    summary="Send a failed or bounced message again / 重发",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def retry_outbox_message(message_id: MessageId, db: DB) -> OutboxMessageOut:
+    """The message that will be sent, now: the same one back to pending, or (when the
+    provider had accepted it) a new one; see docs/channels.md. 409 for any other status."""
+    return OutboxMessageOut.model_validate(outbox_admin.retry(db, message_id))
+
+
+@router.post(
+    "/accounts/{account_id}/messages",
+    tags=["outbox"],
+    summary="Send a message by hand / 手动发送消息",
+    status_code=status.HTTP_201_CREATED,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def send_message(account_id: AccountId, body: MessageIn, db: DB) -> OutboxMessageOut:
+    """Queued for `at` (default now); checked by the compliance guard when it is sent."""
+    message = outbox_admin.send(
+        db, account_id, body.channel, body.template, at=body.at, key=body.key
+    )
+    return OutboxMessageOut.model_validate(message)
+
+
+@router.get(
+    "/accounts/{account_id}/timeline",
+    tags=["outbox"],
+    summary="An account's interactions, newest first / 互动记录",
+    responses=NOT_FOUND,
+)
+def account_timeline(
+    account_id: AccountId, q: Annotated[TimelineQuery, Query()], db: DB
+) -> list[InteractionOut]:
+    rows = outbox_admin.account_timeline(db, account_id, q.limit)
+    return [InteractionOut.model_validate(i) for i in rows]

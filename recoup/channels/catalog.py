@@ -40,10 +40,16 @@ def variables(body: str) -> set[str]:
         return set(re.findall(r"\{\{\s*([a-z_]+)\s*\}\}", body))
 
 
-def templates_with_opt_out() -> set[str]:
-    """Templates whose every language carries the opt-out instruction."""
-    return {
+def templates_with_opt_out() -> frozenset[str]:
+    """Templates whose every language carries the opt-out instruction (parsed once: the
+    guard asks for every partition of the daily cycle)."""
+    return _with_opt_out()
+
+
+@lru_cache(maxsize=1)
+def _with_opt_out() -> frozenset[str]:
+    return frozenset(
         name
         for name, t in catalog().items()
         if all("opt_out" in variables(t[lang]["body"]) for lang in LANGUAGES)
-    }
+    )

@@ -1,5 +1,8 @@
 """`recoup template …`: list, show, save (from a YAML file), preview for an account, a letter as
-PDF, a day's print batch, sender details, and the variables templates can use."""
+PDF, a day's print batch, sender details, and the variables templates can use.
+
+`recoup outbox …`: the messages to send and sent (list, counts), a failed or bounced message
+sent again, a message sent by hand, and the day's letters printed."""
 
 from __future__ import annotations
 
@@ -316,5 +319,195 @@ def variables() -> None:
     console.print(table)
 
 
+# --------------------------------------------------------------------------- recoup outbox
+
+outbox_app = typer.Typer(
+    help="The outbox: messages to send and sent (发送队列).", no_args_is_help=True
+)
+STATUS_STYLE = {
+    "pending": "yellow",
+    "sending": "cyan",
+    "sent": "green",
+    "delivered": "green",
+    "failed": "red",
+    "bounced": "red",
+    "blocked": "magenta",
+    "cancelled": "dim",
+}
+
+
+def _when(value: dt.datetime | None) -> str:
+    """A stored instant in the business time zone, to the minute."""
+    from zoneinfo import ZoneInfo
+
+    from recoup.core.settings import get_settings
+
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(get_settings().business_timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def _instant(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not a time like 2026-11-23T10:00+08:00") from exc
+    if value.tzinfo is None:
+        raise typer.BadParameter(f"{text!r}: give the zone too, e.g. 2026-11-23T10:00+08:00")
+    return value
+
+
+def _message_line(m: Any) -> str:
+    style = STATUS_STYLE.get(m.status, "")
+    return (
+        f"message {m.id}: [{style}]{m.status}[/{style}] · {m.channel} {m.template} · "
+        f"account {m.account_id} · due {_when(m.next_attempt_at)}"
+    )
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: str = typer.Option(None, help="pending, sending, sent, delivered, failed, …"),
+    account: str = typer.Option(None, help="Account external reference (or id)."),
+    limit: int = typer.Option(50, min=1, max=500, help="Rows, newest first."),
+    offset: int = typer.Option(0, min=0, help="Rows to skip."),
+) -> None:
+    """Messages to send and sent, newest first. 发送队列。"""
+    from recoup.channels import outbox, outbox_admin, service
+
+    if status is not None and status not in outbox_admin.STATUSES:
+        raise typer.BadParameter(
+            f"{status!r}: one of {', '.join(outbox_admin.STATUSES)}", param_hint="--status"
+        )
+    try:
+        with Session(get_engine()) as session:
+            account_id = service.find_account(session, account) if account else None
+            rows = outbox.list_messages(
+                session, status=status, account_id=account_id, limit=limit, offset=offset
+            )
+            total = outbox_admin.count_messages(session, status=status, account_id=account_id)
+    except DomainError as exc:
+        _fail(exc)
+    table = Table(
+        "id",
+        "account / 账户",
+        "channel / 渠道",
+        "template / 模板",
+        "status / 状态",
+        "tries / 次数",
+        "due or sent / 时间",
+        "to / 收件方",
+        "why / 原因",
+    )
+    for m in rows:
+        style = STATUS_STYLE.get(m.status, "")
+        table.add_row(
+            str(m.id),
+            str(m.account_id),
+            m.channel,
+            m.template,
+            f"[{style}]{m.status}[/{style}]",
+            str(m.attempts),
+            _when(m.sent_at or m.next_attempt_at),
+            m.recipient or "",
+            " ".join(filter(None, (m.rule_id, m.last_error))),
+        )
+    console.print(table)
+    console.print(f"{len(rows)} of {total} / 共{total}条")
+
+
+@outbox_app.command("stats")
+def outbox_stats() -> None:
+    """Messages by status. 按状态统计。"""
+    from recoup.channels import outbox_admin
+
+    with Session(get_engine()) as session:
+        counts = outbox_admin.stats(session)
+    table = Table("status / 状态", "messages / 条数")
+    for name, n in counts.items():
+        style = STATUS_STYLE.get(name, "")
+        table.add_row(f"[{style}]{name}[/{style}]", f"{n:,}")
+    table.add_row("total / 合计", f"{sum(counts.values()):,}", style="bold")
+    console.print(table)
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    message_id: int = typer.Argument(..., min=1, help="Outbox message id."),
+) -> None:
+    """Send a failed or bounced message again, now. 重发失败或被退回的消息。"""
+    from recoup.channels import outbox_admin
+
+    try:
+        with Session(get_engine()) as session, session.begin():
+            m = outbox_admin.retry(session, message_id)
+            line = _message_line(m)
+            again = m.id == message_id
+    except DomainError as exc:
+        _fail(exc)
+    console.print(line)
+    if not again:
+        console.print(f"a new message for {message_id}, which the provider had accepted / 已新建")
+
+
+@outbox_app.command("send")
+def outbox_send(
+    account: str = typer.Option(..., help="Account external reference (or id)."),
+    channel: str = typer.Option(..., help="sms, email or letter."),
+    template_name: str = typer.Option(..., "--template", help="Template name."),
+    at: str = typer.Option(None, help="When, with its zone (default now)."),
+    key: str = typer.Option(None, help="Idempotency key: the same key sends one message."),
+) -> None:
+    """Queue a message by hand; the compliance guard checks it when it is sent. 手动发送。"""
+    from recoup.channels import outbox_admin, service
+
+    when = _instant(at) if at else None
+    try:
+        with Session(get_engine()) as session, session.begin():
+            account_id = service.find_account(session, account)
+            m = outbox_admin.send(session, account_id, channel, template_name, at=when, key=key)
+            line = _message_line(m)
+    except DomainError as exc:
+        _fail(exc)
+    console.print(line)
+
+
+@outbox_app.command("print")
+def outbox_print(
+    day: str = typer.Option(None, help="The day of the print file (default today)."),
+) -> None:
+    """Print the letters due into the day's file, letters-<date>.pdf. 打印当日信函。"""
+    from zoneinfo import ZoneInfo
+
+    from recoup.channels import printing
+    from recoup.core.settings import get_settings
+
+    settings = get_settings()
+    when = _date(day) if day else dt.datetime.now(ZoneInfo(settings.business_timezone)).date()
+    result = printing.print_due_letters(get_engine(), settings, when)
+    if result.closed:
+        console.print(f"{result.path}: already printed / 已打印")
+        if result.held_over:
+            console.print(
+                f"{result.held_over} letters due later wait for the next day's file / "
+                "封信函顺延至次日"
+            )
+        return
+    if result.path is not None:
+        console.print(f"[green]{result.path}[/green] ({result.printed} letters / 封)")
+    else:
+        console.print("no letters printed / 没有打印信函")
+    for label, n in (
+        ("failed / 失败", result.failed),
+        ("blocked / 拦截", result.blocked),
+        ("cancelled / 取消", result.cancelled),
+    ):
+        if n:
+            console.print(f"{label}: {n}")
+    for mid, why in result.errors.items():
+        console.print(f"  message {mid}: {why}", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(template, name="template")
+    app.add_typer(outbox_app, name="outbox")

@@ -180,7 +180,8 @@ def letter_html(
     )
 
 
-def _document(html: str) -> Document:
+def letter_document(html: str) -> Document:
+    """A letter's HTML laid out as pages (the slow step of making a PDF)."""
     return HTML(string=html).render()
 
 
@@ -204,7 +205,7 @@ def render_letter_pdf(
         deadline_days=deadline_days,
         draft=draft,
     )
-    pdf: bytes = _document(html).write_pdf()
+    pdf: bytes = letter_document(html).write_pdf()
     return pdf
 
 
@@ -243,9 +244,17 @@ def print_batch(
             why = "; ".join(e.why for e in exc.errors) if isinstance(exc, Invalid) else exc.detail
             errors.append(FieldError(f"items[{n}]", f"{req.template_name}:{req.account_id}", why))
             continue
-        documents.append(_document(html))
+        documents.append(letter_document(html))
     if errors:
         raise Invalid(errors=errors)
+    return write_print_file(documents, as_of, out_dir)
+
+
+def write_print_file(documents: Sequence[Document], as_of: dt.date, out_dir: Path) -> Path:
+    """The pages of `documents`, in order, as the day's print file (letters-<date>.pdf in
+    `out_dir`), replaced atomically: a reader sees the old file or the new one, never a part."""
+    if not documents:
+        raise Invalid("items", [], "no letters to print / 没有需要打印的信函")
     pages = [page for doc in documents for page in doc.pages]
     out_dir.mkdir(parents=True, exist_ok=True)
     target = batch_path(out_dir, as_of)

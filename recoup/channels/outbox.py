@@ -20,13 +20,24 @@ import datetime as dt
 import hashlib
 import hmac
 import random
+import threading
 import uuid
 import zoneinfo
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, TextClause, bindparam, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    TextClause,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from recoup.channels import service as templates
@@ -151,37 +162,30 @@ def claim(
     channels: tuple[str, ...] = SENT_BY_PROVIDER,
 ) -> list[int]:
     """Take up to `limit` messages due by `now` (pending, or sending under an expired lease)
-    for `worker`, inside the caller's transaction; returns their ids. On PostgreSQL workers
-    skip each other's rows (SKIP LOCKED); SQLite serialises writers."""
+    for `worker`, inside the caller's transaction; returns their ids. One statement, which
+    writes from its start: on PostgreSQL workers skip each other's rows (SKIP LOCKED); SQLite
+    serialises writers (a read first, then a write, could fail when another writer commits in
+    between)."""
     pg = conn.dialect.name == "postgresql"
     lock = " FOR UPDATE SKIP LOCKED" if pg else ""
     chans = ", ".join(f"'{c}'" for c in channels)
-    ids = [
-        int(r[0])
-        for r in conn.execute(
-            _sql(f"""
-                SELECT id FROM outbox_message
-                WHERE channel IN ({chans})
-                  AND ((status = 'pending' AND next_attempt_at <= :now)
-                       OR (status = 'sending' AND locked_until < :now))
-                ORDER BY next_attempt_at, id
-                LIMIT :n{lock}"""),
-            {"now": now, "n": limit},
-        )
-    ]
-    if ids:
-        conn.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids))
-            .values(
-                status="sending",
-                locked_by=worker,
-                locked_until=now + dt.timedelta(seconds=lease_seconds),
-                attempts=OutboxMessage.attempts + 1,
-                updated_at=now,
-            )
-        )
-    return ids
+    statement = text(f"""
+        UPDATE outbox_message
+        SET status = 'sending', locked_by = :w, locked_until = :until,
+            attempts = attempts + 1, updated_at = :now
+        WHERE id IN (
+          SELECT id FROM outbox_message
+          WHERE channel IN ({chans})
+            AND ((status = 'pending' AND next_attempt_at <= :now)
+                 OR (status = 'sending' AND locked_until < :now))
+          ORDER BY next_attempt_at, id
+          LIMIT :n{lock})
+        RETURNING id""").bindparams(
+        bindparam("now", type_=UtcDateTime()), bindparam("until", type_=UtcDateTime())
+    )
+    until = now + dt.timedelta(seconds=lease_seconds)
+    params = {"w": worker, "now": now, "until": until, "n": limit}
+    return sorted(int(i) for i in conn.execute(statement, params).scalars())
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -212,6 +216,14 @@ class _Ready:
     id: int
     outgoing: OutgoingMessage
     attempts: int
+    account_id: int = 0
+    debtor_id: int = 0
+    contact_point_id: int | None = None
+    template: str = ""
+    content_sha256: str | None = None
+
+
+_Outcome = tuple[_Ready, SendResult | SendError]
 
 
 def unsubscribe_token(secret: str, message_id: int) -> str:
@@ -223,7 +235,7 @@ def unsubscribe_token(secret: str, message_id: int) -> str:
 def read_unsubscribe_token(secret: str, token: str) -> int | None:
     """The message id of a valid token, None for a forged or malformed one."""
     head, _, _mac = token.partition(".")
-    if not head.isdigit() or len(head) > 18:
+    if not token.isascii() or not head.isdigit() or len(head) > 18:
         return None
     if not hmac.compare_digest(unsubscribe_token(secret, int(head)), token):
         return None
@@ -232,7 +244,14 @@ def read_unsubscribe_token(secret: str, token: str) -> int | None:
 
 class Dispatcher:
     """Sends what is due, one batch at a time. Adapters are built once (an SMTP connection and
-    an HTTP client are kept across batches); tests pass their own."""
+    an HTTP client are kept across batches); tests pass their own.
+
+    With `send_threads` above 1 a batch is sent by that many threads at once, each with
+    adapters of its own (an SMTP connection is not shared between threads; adapters passed in
+    are shared, their sends serialised by their lock). The database work of a batch is done
+    in a few set-based statements whatever its size: the claim, the cancellation check, the
+    guard, addressing and rendering (`service.render_batch`), and the outcomes, interactions
+    and contact events."""
 
     def __init__(
         self,
@@ -243,53 +262,147 @@ class Dispatcher:
         adapters: Mapping[str, Adapter] | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         rng: random.Random | None = None,
+        send_threads: int = 1,
     ) -> None:
+        if send_threads < 1:
+            raise Invalid("send_threads", send_threads, "must be at least 1 / 至少为1")
         self.engine = engine
         self.settings = settings or get_settings()
         self.worker = worker
-        self._adapters: dict[str, Adapter] = dict(adapters or {})
+        self._given: dict[str, Adapter] = dict(adapters or {})
+        self._adapters: dict[str, Adapter] = dict(self._given)
         self.clock = clock
         self.rng = rng or random.Random()
+        self.send_threads = send_threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._made: list[Adapter] = []  # built by the pool's threads, closed with the rest
+        self._made_lock = threading.Lock()
+        self._home = threading.get_ident()
 
     def adapter(self, channel: str) -> Adapter:
         if channel not in self._adapters:
             self._adapters[channel] = adapter_for(channel, self.settings)
         return self._adapters[channel]
 
+    def _thread_adapter(self, channel: str) -> Adapter:
+        """The adapter of the calling thread: one given by the caller, else the thread's own
+        (the dispatcher's own in the thread that built it)."""
+        if channel in self._given or threading.get_ident() == self._home:
+            return self.adapter(channel)
+        own: dict[str, Adapter] | None = getattr(self._local, "adapters", None)
+        if own is None:
+            own = self._local.adapters = {}
+        if channel not in own:
+            own[channel] = adapter_for(channel, self.settings)
+            with self._made_lock:
+                self._made.append(own[channel])
+        return own[channel]
+
     def close(self) -> None:
-        for adapter in self._adapters.values():
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        with self._made_lock:
+            made, self._made = self._made, []
+        for adapter in [*self._adapters.values(), *made]:
             adapter.close()
+        self._adapters = dict(self._given)
 
     # -- one batch -----------------------------------------------------------------------
 
     def dispatch_once(self, limit: int | None = None) -> DispatchResult:
         """Claim, check, render, send and record one batch; the counts of what happened."""
         now = self.clock()
+        lease = self.settings.outbox_lease_seconds
         with self.engine.connect() as conn, conn.begin():
-            ids = claim(
-                conn,
-                self.worker,
-                now,
-                limit or self.settings.outbox_batch_size,
-                self.settings.outbox_lease_seconds,
-            )
+            ids = claim(conn, self.worker, now, limit or self.settings.outbox_batch_size, lease)
         result = DispatchResult(claimed=len(ids))
         if not ids:
             return result
         ready = self._prepare(ids, now, result)
-        outcomes: list[tuple[_Ready, SendResult | SendError]] = []
-        for item in ready:
-            try:
-                outcomes.append((item, self.adapter(item.outgoing.channel).send(item.outgoing)))
-            except SendError as exc:
-                outcomes.append((item, exc))
+        outcomes = self._send_all(ready, now + dt.timedelta(seconds=lease))
         self._record(outcomes, result)
         return result
+
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        on_batch: Callable[[DispatchResult], None] | None = None,
+    ) -> DispatchResult:
+        """Batch after batch until one comes back empty or `stop` is set, each batch sent
+        while the next is claimed and prepared (the provider's round trips overlap the
+        database work). `stop` is checked before each claim: what was claimed is always sent
+        and recorded, also when preparing the next batch fails."""
+        total = DispatchResult()
+        lease = self.settings.outbox_lease_seconds
+        pool = self._executor()
+        sending: tuple[DispatchResult, list[Future[_Outcome | None]]] | None = None
+        try:
+            while True:
+                upcoming: tuple[DispatchResult, list[_Ready], dt.datetime] | None = None
+                if stop is None or not stop.is_set():
+                    now = self.clock()
+                    with self.engine.connect() as conn, conn.begin():
+                        ids = claim(conn, self.worker, now, self.settings.outbox_batch_size, lease)
+                    if ids:
+                        result = DispatchResult(claimed=len(ids))
+                        upcoming = (
+                            result,
+                            self._prepare(ids, now, result),
+                            now + dt.timedelta(seconds=lease),
+                        )
+                if sending is not None:
+                    self._finish_sending(sending, total, on_batch)
+                    sending = None
+                if upcoming is None:
+                    return total
+                result, ready, lease_ends = upcoming
+                sending = (result, [pool.submit(self._send, item, lease_ends) for item in ready])
+        finally:
+            if sending is not None:
+                self._finish_sending(sending, total, on_batch)
+
+    def _finish_sending(
+        self,
+        sending: tuple[DispatchResult, list[Future[_Outcome | None]]],
+        total: DispatchResult,
+        on_batch: Callable[[DispatchResult], None] | None,
+    ) -> None:
+        result, futures = sending
+        self._record([o for o in (f.result() for f in futures) if o is not None], result)
+        total.add(result)
+        if on_batch is not None:
+            on_batch(result)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                self.send_threads, thread_name_prefix=f"send-{self.worker}"
+            )
+        return self._pool
+
+    def _send(self, item: _Ready, lease_ends: dt.datetime) -> _Outcome | None:
+        """Send one message; None, without sending, once the lease has ended (another worker
+        may have claimed the message)."""
+        if self.clock() >= lease_ends:
+            return None
+        try:
+            return item, self._thread_adapter(item.outgoing.channel).send(item.outgoing)
+        except SendError as exc:
+            return item, exc
+
+    def _send_all(self, ready: list[_Ready], lease_ends: dt.datetime) -> list[_Outcome]:
+        """Send a batch, in `send_threads` threads."""
+        if self.send_threads > 1 and len(ready) > 1:
+            done = list(self._executor().map(self._send, ready, [lease_ends] * len(ready)))
+        else:
+            done = [self._send(item, lease_ends) for item in ready]
+        return [x for x in done if x is not None]
 
     def _prepare(self, ids: list[int], now: dt.datetime, result: DispatchResult) -> list[_Ready]:
         """In one transaction: cancel what is no longer wanted, ask the guard, address and
         render the rest (a retry sends the content of its first attempt again)."""
-        ready: list[_Ready] = []
         with Session(self.engine) as session, session.begin():
             conn = session.connection()
             cancelled = conn.execute(
@@ -314,11 +427,12 @@ class Dispatcher:
             live = [i for i in ids if i not in gone]
             blocked = compliance.guard_messages(conn, live, now, self.settings.default_timezone)
             refused: set[int] = set()
+            deferred = 0
             if not blocked.is_empty():
                 for row in blocked.iter_rows(named=True):
                     refused.add(int(row["id"]))
                     if row["rule_id"] == WINDOW_RULE and self._defer(session, row, now):
-                        result.deferred += 1
+                        deferred += 1
                         continue
                     self._finish(
                         session,
@@ -329,19 +443,150 @@ class Dispatcher:
                         last_error=f"{row['reason_en']} / {row['reason_zh']}",
                         action_status="blocked",
                     )
-            result.blocked += len(refused) - result.deferred
-            messages = session.scalars(
-                select(OutboxMessage).where(
-                    OutboxMessage.id.in_([i for i in live if i not in refused]),
-                    OutboxMessage.locked_by == self.worker,
-                    OutboxMessage.status == "sending",
+            result.deferred += deferred
+            result.blocked += len(refused) - deferred
+            return self._address_and_render(
+                session, [i for i in live if i not in refused], now, result
+            )
+
+    def _address_and_render(
+        self, session: Session, ids: list[int], now: dt.datetime, result: DispatchResult
+    ) -> list[_Ready]:
+        """Each message addressed to its debtor's best contact point and, on its first
+        attempt, rendered (the whole batch at once); the content is kept on the message."""
+        if not ids:
+            return []
+        t = OutboxMessage.__table__.c
+        messages = session.execute(
+            select(
+                t.id,
+                t.account_id,
+                t.debtor_id,
+                t.channel,
+                t.template,
+                t.idempotency_key,
+                t.attempts,
+                t.subject,
+                t.body,
+                t.language,
+                t.content_sha256,
+            ).where(t.id.in_(ids), t.locked_by == self.worker, t.status == "sending")
+        ).all()
+        points = self._points(session, [m.debtor_id for m in messages])
+        addressed = []
+        for m in messages:
+            point = points.get((m.debtor_id, POINT_KIND[m.channel]))
+            if point is None:
+                self._finish(
+                    session,
+                    m.id,
+                    "failed",
+                    now,
+                    last_error="no usable contact point / 没有可用的联系方式",
+                    action_status="failed",
                 )
-            ).all()
-            points = self._points(session, [m.debtor_id for m in messages])
-            for m in messages:
-                item = self._ready(session, m, points, now, result)
-                if item is not None:
-                    ready.append(item)
+                result.failed += 1
+            else:
+                addressed.append((m, point))
+        first = [(m, p) for m, p in addressed if m.body is None]
+        local = now.astimezone(_zone(self.settings.business_timezone)).date()
+        renders = templates.render_batch(
+            session,
+            [templates.RenderRequest(m.template, m.account_id, m.channel) for m, _ in first],
+            local,
+        )
+        rendered: dict[int, templates.Rendered] = {}
+        for (m, _), outcome in zip(first, renders, strict=True):
+            if isinstance(outcome, templates.Rendered):
+                rendered[m.id] = outcome
+            elif isinstance(outcome, Blocked):
+                self._finish(
+                    session,
+                    m.id,
+                    "blocked",
+                    now,
+                    rule_id=outcome.rule,
+                    last_error=outcome.why,
+                    action_status="blocked",
+                )
+                result.blocked += 1
+            else:
+                self._finish(
+                    session, m.id, "failed", now, last_error=str(outcome), action_status="failed"
+                )
+                result.failed += 1
+        ready: list[_Ready] = []
+        new_content: list[dict[str, Any]] = []
+        readdressed: list[dict[str, Any]] = []
+        for m, (point_id, recipient) in addressed:
+            r = rendered.get(m.id)
+            if m.body is None and r is None:
+                continue  # blocked or failed above
+            if r is not None:
+                subject, body, sha, language = r.subject, r.body, r.sha256, r.language
+                new_content.append(
+                    {
+                        "mid": m.id,
+                        "cp": point_id,
+                        "to": recipient,
+                        "subject": subject,
+                        "body": body,
+                        "sha": sha,
+                        "lang": language,
+                        "version": r.template_version,
+                    }
+                )
+            else:
+                subject, body, sha, language = m.subject, m.body, m.content_sha256, m.language
+                readdressed.append({"mid": m.id, "cp": point_id, "to": recipient})
+            unsubscribe = None
+            if m.channel == "email":
+                token = unsubscribe_token(self.settings.secret_key, m.id)
+                unsubscribe = f"{self.settings.public_base_url.rstrip('/')}/unsubscribe/{token}"
+            ready.append(
+                _Ready(
+                    m.id,
+                    OutgoingMessage(
+                        idempotency_key=m.idempotency_key,
+                        channel=m.channel,
+                        to=recipient,
+                        body=body,
+                        subject=subject,
+                        language=language or "zh",
+                        unsubscribe_url=unsubscribe,
+                    ),
+                    m.attempts,
+                    account_id=m.account_id,
+                    debtor_id=m.debtor_id,
+                    contact_point_id=point_id,
+                    template=m.template,
+                    content_sha256=sha,
+                )
+            )
+        conn = session.connection()
+        table = OutboxMessage.__table__
+        if new_content:
+            conn.execute(
+                update(table)  # type: ignore[arg-type]
+                .where(table.c.id == bindparam("mid"))
+                .values(
+                    contact_point_id=bindparam("cp"),
+                    recipient=bindparam("to"),
+                    subject=bindparam("subject"),
+                    body=bindparam("body"),
+                    content_sha256=bindparam("sha"),
+                    language=bindparam("lang"),
+                    template_version=bindparam("version"),
+                ),
+                new_content,
+            )
+        if readdressed:
+            conn.execute(
+                update(table)  # type: ignore[arg-type]
+                .where(table.c.id == bindparam("mid"))
+                .values(contact_point_id=bindparam("cp"), recipient=bindparam("to")),
+                readdressed,
+            )
         return ready
 
     def _defer(self, session: Session, row: dict[str, Any], now: dt.datetime) -> bool:
@@ -391,72 +636,6 @@ class Dispatcher:
             best.setdefault((debtor_id, kind), (point_id, value))
         return best
 
-    def _ready(
-        self,
-        session: Session,
-        m: OutboxMessage,
-        points: dict[tuple[int, str], Any],
-        now: dt.datetime,
-        result: DispatchResult,
-    ) -> _Ready | None:
-        point = points.get((m.debtor_id, POINT_KIND[m.channel]))
-        if point is None:
-            self._finish(
-                session,
-                m.id,
-                "failed",
-                now,
-                last_error="no usable contact point / 没有可用的联系方式",
-                action_status="failed",
-            )
-            result.failed += 1
-            return None
-        m.contact_point_id, m.recipient = point
-        if m.body is None:  # first attempt: render; later attempts resend the same content
-            try:
-                local = now.astimezone(_zone(self.settings.business_timezone)).date()
-                rendered = templates.render(session, m.template, m.account_id, local, m.channel)
-            except Blocked as exc:
-                self._finish(
-                    session,
-                    m.id,
-                    "blocked",
-                    now,
-                    rule_id=exc.rule,
-                    last_error=exc.why,
-                    action_status="blocked",
-                )
-                result.blocked += 1
-                return None
-            except (Invalid, NotFound) as exc:
-                self._finish(
-                    session, m.id, "failed", now, last_error=str(exc), action_status="failed"
-                )
-                result.failed += 1
-                return None
-            m.subject, m.body = rendered.subject, rendered.body
-            m.content_sha256 = rendered.sha256
-            m.language = rendered.language
-            m.template_version = rendered.template_version
-        unsubscribe = None
-        if m.channel == "email":
-            token = unsubscribe_token(self.settings.secret_key, m.id)
-            unsubscribe = f"{self.settings.public_base_url.rstrip('/')}/unsubscribe/{token}"
-        assert m.body is not None
-        return _Ready(
-            m.id,
-            OutgoingMessage(
-                idempotency_key=m.idempotency_key,
-                channel=m.channel,
-                to=m.recipient,
-                body=m.body,
-                subject=m.subject,
-                language=m.language or "zh",
-                unsubscribe_url=unsubscribe,
-            ),
-            m.attempts,
-        )
-
     def _finish(
         self,
         session: Session,
@@ -490,9 +669,7 @@ class Dispatcher:
                 {"s": action_status, "r": rule_id, "why": last_error, "now": now, "m": message_id},
             )
 
-    def _record(
-        self, outcomes: list[tuple[_Ready, SendResult | SendError]], result: DispatchResult
-    ) -> None:
+    def _record(self, outcomes: list[_Outcome], result: DispatchResult) -> None:
         """In one transaction: each outcome on its message (only while this worker still holds
         it), an interaction and a contact event for each message sent, the action done."""
         if not outcomes:
@@ -500,24 +677,13 @@ class Dispatcher:
         now = self.clock()
         s = self.settings
         with Session(self.engine) as session, session.begin():
-            held = {
-                int(i)
-                for i in session.scalars(
-                    select(OutboxMessage.id).where(
-                        OutboxMessage.id.in_([item.id for item, _ in outcomes]),
-                        OutboxMessage.locked_by == self.worker,
-                        OutboxMessage.status == "sending",
-                    )
-                )
-            }
-            sent_rows: list[dict[str, Any]] = []
+            held = self._hold(session, [item.id for item, _ in outcomes], now)
+            sent: list[tuple[_Ready, SendResult]] = []
             for item, outcome in outcomes:
                 if item.id not in held:
                     continue  # the lease ran out and another worker took it over
                 if isinstance(outcome, SendResult):
-                    sent_rows.append(
-                        {"id": item.id, "provider_id": outcome.provider_id, "st": outcome.status}
-                    )
+                    sent.append((item, outcome))
                     continue
                 key = f"{type(outcome).__name__}: {outcome.reason}"[:200]
                 result.errors[key] = result.errors.get(key, 0) + 1
@@ -553,11 +719,32 @@ class Dispatcher:
                         action_status="failed",
                     )
                     result.failed += 1
-            if sent_rows:
-                self._sent(session, sent_rows, now)
-                result.sent += len(sent_rows)
+            if sent:
+                self._sent(session, sent, now)
+                result.sent += len(sent)
 
-    def _sent(self, session: Session, rows: list[dict[str, Any]], now: dt.datetime) -> None:
+    def _hold(self, session: Session, ids: list[int], now: dt.datetime) -> set[int]:
+        """The messages among `ids` this worker still holds, locked until the transaction
+        ends: a worker that claims them after this cannot record over this one's outcome,
+        and this one records nothing over a claim made before."""
+        table = OutboxMessage.__table__
+        return {
+            int(i)
+            for i in session.execute(
+                update(table)  # type: ignore[arg-type]
+                .where(
+                    table.c.id.in_(ids),
+                    table.c.locked_by == self.worker,
+                    table.c.status == "sending",
+                )
+                .values(updated_at=now)
+                .returning(table.c.id)
+            ).scalars()
+        }
+
+    def _sent(
+        self, session: Session, sent: list[tuple[_Ready, SendResult]], now: dt.datetime
+    ) -> None:
         conn = session.connection()
         table = OutboxMessage.__table__  # Core: executemany with typed binds
         conn.execute(
@@ -575,58 +762,59 @@ class Dispatcher:
             ),
             [
                 {
-                    "mid": r["id"],
-                    "st": r["st"],
-                    "pid": r["provider_id"],
-                    "dat": now if r["st"] == "delivered" else None,
+                    "mid": item.id,
+                    "st": r.status,
+                    "pid": r.provider_id,
+                    "dat": now if r.status == "delivered" else None,
                 }
-                for r in rows
+                for item, r in sent
             ],
         )
-        ids = [r["id"] for r in rows]
-        messages = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).all()
         conn.execute(
             _sql(
                 "UPDATE planned_action SET status = 'done', updated_at = :now WHERE id IN "
                 f"(SELECT planned_action_id FROM outbox_message WHERE id IN "
-                f"({', '.join(map(str, ids))}))"
+                f"({', '.join(str(item.id) for item, _ in sent)}))"
             ),
             {"now": now},
         )
-        session.add_all(
-            Interaction(
-                account_id=m.account_id,
-                debtor_id=m.debtor_id,
-                channel=m.channel,
-                direction="out",
-                at=now,
-                party="self",
-                contact_point_id=m.contact_point_id,
-                address=m.recipient,
-                template=m.template,
-                subject=m.subject,
-                content=m.body,
-                content_sha256=m.content_sha256,
-                provider_id=m.provider_id,
-                delivery_status=m.status,
-                outbox_message_id=m.id,
-                created_by="system",
-                created_at=now,
-                updated_at=now,
-            )
-            for m in messages
+        conn.execute(
+            insert(Interaction.__table__),  # type: ignore[arg-type]
+            [
+                {
+                    "account_id": item.account_id,
+                    "debtor_id": item.debtor_id,
+                    "channel": item.outgoing.channel,
+                    "direction": "out",
+                    "at": now,
+                    "party": "self",
+                    "contact_point_id": item.contact_point_id,
+                    "address": item.outgoing.to,
+                    "template": item.template,
+                    "subject": item.outgoing.subject,
+                    "content": item.outgoing.body,
+                    "content_sha256": item.content_sha256,
+                    "provider_id": r.provider_id,
+                    "delivery_status": r.status,
+                    "outbox_message_id": item.id,
+                    "created_by": "system",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for item, r in sent
+            ],
         )
         compliance.record_contacts(
             session,
             [
                 {
-                    "account_id": m.account_id,
-                    "debtor_id": m.debtor_id,
-                    "contact_point_id": m.contact_point_id,
-                    "channel": m.channel,
+                    "account_id": item.account_id,
+                    "debtor_id": item.debtor_id,
+                    "contact_point_id": item.contact_point_id,
+                    "channel": item.outgoing.channel,
                     "at": now,
                 }
-                for m in messages
+                for item, _ in sent
             ],
             automated=True,
             source="outbox",

@@ -15,13 +15,20 @@ written with Babel in the debtor's language from integer minor units (never floa
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
+import babel
+import jinja2
+import polars as pl
+from babel.dates import format_date
+from babel.numbers import get_currency_precision
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -30,9 +37,10 @@ from recoup.channels import catalog, rules
 from recoup.channels.models import MessageTemplate, SenderProfile
 from recoup.compliance import wording
 from recoup.core.db import utcnow
-from recoup.core.errors import Blocked, Conflict, FieldError, Invalid, NotFound
+from recoup.core.errors import Blocked, Conflict, DomainError, FieldError, Invalid, NotFound
+from recoup.core.money import exponent
 from recoup.ledger import service as ledger
-from recoup.ledger.models import Account, ContactPoint, Creditor, Debtor, Portfolio
+from recoup.ledger.models import Account, ContactPoint, Creditor, Debtor, Instalment, Portfolio
 from recoup.strategy import rules as strategy_rules
 
 SHIPPED = 0  # the version number of the catalogue's default
@@ -429,11 +437,47 @@ def build_context(
         for i in ledger.instalments_of(session, account.id)
         if not i.is_paid
     ]
+    details = sender_details(session, portfolio)
+    address = _debtor_address(session, debtor)
+    return _context_of(
+        account,
+        debtor,
+        portfolio,
+        creditor,
+        left,
+        details,
+        address,
+        as_of,
+        channel,
+        lang,
+        deadline_days,
+        rules.format_amount,
+        rules.format_day,
+    )
+
+
+def _context_of(
+    account: Any,
+    debtor: Any,
+    portfolio: Any,
+    creditor: Any,
+    left: list[rules.InstalmentLeft],
+    details: Mapping[str, Any],
+    address: str | None,
+    as_of: dt.date,
+    channel: str | None,
+    lang: str,
+    deadline_days: int,
+    format_amount: Callable[[int, str, str], str],
+    format_day: Callable[[dt.date | None, str], str],
+) -> MessageContext:
+    """The variables of an account from what was read of it (ORM objects or rows with the same
+    attribute names): one place for `build_context` and `render_batch`."""
     due = rules.due_now(left, account.penalty_balance, account.late_fee_balance, as_of)
     currency = account.currency
 
     def money(minor: int) -> str:
-        return rules.format_amount(minor, currency, lang)
+        return format_amount(minor, currency, lang)
 
     balance = (
         account.principal_balance
@@ -443,7 +487,6 @@ def build_context(
         + account.late_fee_balance
         - account.credit_balance
     )
-    details = sender_details(session, portfolio)
     placeholders: set[str] = set()
 
     def detail(key: str) -> str:
@@ -462,7 +505,6 @@ def build_context(
         opt_out = rules.opt_out_text(channel, lang, unsubscribe)
         if channel == "email" and "unsubscribe_base_url" in placeholders:
             placeholders.add("opt_out")
-    address = _debtor_address(session, debtor)
     if not address:
         placeholders.add("debtor_address")
     values = {
@@ -478,11 +520,11 @@ def build_context(
         "amount_late_fee": money(due.late_fee),
         "overdue_amount": money(due.overdue),
         "balance": money(balance),
-        "due_date": rules.format_day(due.due_date, lang),
+        "due_date": format_day(due.due_date, lang),
         "dpd": str(due.dpd),
         "overdue_instalments": str(due.overdue_instalments),
-        "deadline": rules.format_day(as_of + dt.timedelta(days=deadline_days), lang),
-        "today": rules.format_day(as_of, lang),
+        "deadline": format_day(as_of + dt.timedelta(days=deadline_days), lang),
+        "today": format_day(as_of, lang),
         "creditor_name": creditor.name,
         "creditor_address": detail("creditor_address"),
         "portfolio_name": portfolio.name,
@@ -674,3 +716,285 @@ def preview(
         subject=subject,
         body=body,
     )[2]
+
+
+# --------------------------------------------------------------------------- batches
+#
+# The outbox renders a whole batch of messages at once: what `render` reads with about eight
+# queries per message is read here with one query per table for the batch, Jinja templates are
+# compiled once, Babel's locales are parsed once, and the wording guard checks the batch's
+# texts in one vectorised pass. Same results as `render`, message by message (a test holds
+# them to it).
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One message of a batch: template `name` for an account, to be sent on `channel`."""
+
+    name: str
+    account_id: int
+    channel: str
+
+
+@functools.lru_cache(maxsize=8)
+def _babel_locale(language: str) -> babel.Locale:
+    return babel.Locale.parse(rules.LOCALES[language])
+
+
+def _plain_amount(minor: int, exp: int) -> str:
+    """|minor| in major units with its `exp` decimals, thousands grouped: 1,234,567.89."""
+    return f"{Decimal(abs(minor)).scaleb(-exp):,.{exp}f}"
+
+
+@functools.lru_cache(maxsize=256)
+def _amount_shape(currency: str, language: str) -> tuple[str, str, str, str] | None:
+    """What Babel writes around the digits of an amount in this currency and language (the
+    prefix and suffix of positive and of negative amounts), learnt from two probes, when
+    Babel writes every amount as the digits grouped by three with exactly the currency's
+    decimals (its decimals are Recoup's, and the probes show the grouping); else None."""
+    exp = exponent(currency)
+    if get_currency_precision(currency) != exp:
+        return None
+    shape: list[str] = []
+    for probe in (123_456_789_012, -123_456_789_012):
+        written = rules.format_amount(probe, currency, language)
+        digits = _plain_amount(probe, exp)
+        if written.count(digits) != 1:
+            return None
+        shape.extend(written.split(digits))
+    return shape[0], shape[1], shape[2], shape[3]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _batch_amount(minor: int, currency: str, language: str) -> str:
+    """rules.format_amount, without asking Babel for each amount (a tenth of a millisecond
+    each, eight amounts a message) where the currency's shape is known."""
+    shape = _amount_shape(currency, language)
+    if shape is None:
+        return rules.format_amount(minor, currency, language)
+    before, after = (shape[0], shape[1]) if minor >= 0 else (shape[2], shape[3])
+    return f"{before}{_plain_amount(minor, exponent(currency))}{after}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _batch_day(day: dt.date | None, language: str) -> str:
+    if day is None:
+        return rules.format_day(None, language)
+    return format_date(day, "long", locale=_babel_locale(language))
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str) -> jinja2.Template:
+    return rules.text_environment().from_string(source)
+
+
+@functools.lru_cache(maxsize=512)
+def _variables(source: str) -> frozenset[str]:
+    return frozenset(rules.template_variables(source))
+
+
+def _render_text(source: str, values: Mapping[str, str]) -> str:
+    # rules.render_text with the compiled template kept.
+    text = _compiled(source).render(dict(values))
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+def _rows_by_id(session: Session, table: Any, ids: set[int]) -> dict[int, Any]:
+    if not ids:
+        return {}
+    return {r.id: r for r in session.execute(select(table).where(table.c.id.in_(ids)))}
+
+
+def render_batch(
+    session: Session,
+    requests: Sequence[RenderRequest],
+    as_of: dt.date,
+    *,
+    deadline_days: int = rules.DEFAULT_DEADLINE_DAYS,
+) -> list[Rendered | DomainError]:
+    """`render(session, r.name, r.account_id, as_of, r.channel)` for every request, in order:
+    the rendering, or the error `render` would raise for that one (NotFound, Invalid, Blocked).
+    Writes nothing."""
+    if deadline_days < 0:
+        raise Invalid("deadline_days", deadline_days, "must not be negative / 不能为负数")
+    accounts = _rows_by_id(session, Account.__table__, {r.account_id for r in requests})
+    debtors = _rows_by_id(session, Debtor.__table__, {a.debtor_id for a in accounts.values()})
+    portfolios = _rows_by_id(
+        session, Portfolio.__table__, {a.portfolio_id for a in accounts.values()}
+    )
+    creditors = _rows_by_id(
+        session, Creditor.__table__, {p.creditor_id for p in portfolios.values()}
+    )
+    left: dict[int, list[rules.InstalmentLeft]] = {a: [] for a in accounts}
+    if accounts:
+        i = Instalment.__table__.c
+        for row in session.execute(
+            select(
+                i.account_id,
+                i.due_date,
+                i.principal_due - i.principal_paid,
+                i.interest_due - i.interest_paid,
+                i.fee_due - i.fee_paid,
+            )
+            .where(i.account_id.in_(set(accounts)), i.is_paid.is_(False))
+            .order_by(i.account_id, i.seq)
+        ):
+            left[row[0]].append(rules.InstalmentLeft(row[1], row[2], row[3], row[4]))
+    details = _sender_details_of(session, portfolios)
+    addresses = _addresses_of(session, [d for d in debtors.values() if not d.address])
+    templates: dict[tuple[str, str], Template | DomainError] = {}
+    contexts: dict[tuple[int, str], MessageContext] = {}
+    out: list[Rendered | DomainError] = []
+    for request in requests:
+        try:
+            out.append(
+                _render_one(
+                    session,
+                    request,
+                    as_of,
+                    deadline_days,
+                    accounts,
+                    debtors,
+                    portfolios,
+                    creditors,
+                    left,
+                    details,
+                    addresses,
+                    templates,
+                    contexts,
+                )
+            )
+        except DomainError as exc:
+            out.append(exc)
+    return _check_wording(out)
+
+
+def _render_one(
+    session: Session,
+    request: RenderRequest,
+    as_of: dt.date,
+    deadline_days: int,
+    accounts: Mapping[int, Any],
+    debtors: Mapping[int, Any],
+    portfolios: Mapping[int, Any],
+    creditors: Mapping[int, Any],
+    left: Mapping[int, list[rules.InstalmentLeft]],
+    details: Mapping[int, dict[str, Any]],
+    addresses: Mapping[int, str],
+    templates: dict[tuple[str, str], Template | DomainError],
+    contexts: dict[tuple[int, str], MessageContext],
+) -> Rendered:
+    account = accounts.get(request.account_id)
+    if account is None:
+        raise NotFound(f"account {request.account_id} does not exist")
+    debtor = debtors.get(account.debtor_id)
+    if debtor is None:
+        raise NotFound(f"debtor {account.debtor_id} does not exist")
+    lang = rules.template_language(debtor.language)
+    key = (request.name, lang)
+    if key not in templates:
+        try:
+            templates[key] = get_template(session, request.name, lang)
+        except DomainError as exc:
+            templates[key] = exc
+    found = templates[key]
+    if isinstance(found, DomainError):
+        raise found
+    chosen = _check_channel(found, request.channel)
+    ctx = contexts.get((account.id, chosen))
+    if ctx is None:
+        portfolio = portfolios[account.portfolio_id]
+        ctx = _context_of(
+            account,
+            debtor,
+            portfolio,
+            creditors[portfolio.creditor_id],
+            left[account.id],
+            details[portfolio.id],
+            debtor.address or addresses.get(debtor.id),
+            as_of,
+            chosen,
+            lang,
+            deadline_days,
+            _batch_amount,
+            _batch_day,
+        )
+        contexts[(account.id, chosen)] = ctx
+    require_law_firm(found, ctx)
+    subject = _render_text(found.subject, ctx.values)
+    body = _render_text(found.body, ctx.values)
+    used = _variables(found.subject) | _variables(found.body)
+    return Rendered(
+        name=found.name,
+        language=ctx.language,
+        channel=chosen,
+        template_version=found.version,
+        subject=subject,
+        body=body,
+        sha256=rules.content_hash(subject, body),
+        placeholders=tuple(sorted(ctx.placeholders & used)),
+    )
+
+
+def _check_wording(out: list[Rendered | DomainError]) -> list[Rendered | DomainError]:
+    """The wording guard on every rendered text, as `_render` asks it: one vectorised pass
+    finds the texts with a finding, the scalar check names it."""
+    texts = [(n, f"{r.subject}\n{r.body}") for n, r in enumerate(out) if isinstance(r, Rendered)]
+    if not texts:
+        return out
+    found = wording.check_texts(pl.Series([t for _, t in texts], dtype=pl.String))["rule_id"]
+    for (n, text), rule_id in zip(texts, found.to_list(), strict=True):
+        if rule_id is None:
+            continue
+        finding = wording.first_finding(text)
+        if finding is not None:
+            out[n] = Blocked(
+                finding.rule_id,
+                f"“{finding.matched}”: {finding.reason_en} / {finding.reason_zh}",
+            )
+    return out
+
+
+def _sender_details_of(
+    session: Session, portfolios: Mapping[int, Any]
+) -> dict[int, dict[str, Any]]:
+    """`sender_details` of each portfolio, in one query."""
+    if not portfolios:
+        return {}
+    creditor_ids = {p.creditor_id for p in portfolios.values()}
+    rows = session.execute(
+        select(SenderProfile.creditor_id, SenderProfile.portfolio_id, SenderProfile.details).where(
+            SenderProfile.creditor_id.in_(creditor_ids)
+            | SenderProfile.portfolio_id.in_(set(portfolios))
+        )
+    ).all()
+    by_creditor = {r.creditor_id: r.details for r in rows if r.creditor_id is not None}
+    by_portfolio = {r.portfolio_id: r.details for r in rows if r.portfolio_id is not None}
+    out: dict[int, dict[str, Any]] = {}
+    for pid, portfolio in portfolios.items():
+        merged: dict[str, Any] = {}
+        merged.update(by_creditor.get(portfolio.creditor_id) or {})
+        merged.update(by_portfolio.get(pid) or {})
+        out[pid] = merged
+    return out
+
+
+def _addresses_of(session: Session, debtors: Sequence[Any]) -> dict[int, str]:
+    """`_debtor_address` of debtors without an address of their own, in one query."""
+    if not debtors:
+        return {}
+    rows = session.execute(
+        select(ContactPoint.debtor_id, ContactPoint.value)
+        .where(
+            ContactPoint.debtor_id.in_({d.id for d in debtors}),
+            ContactPoint.kind == "address",
+            ContactPoint.owner == "self",
+            ContactPoint.is_active.is_(True),
+            ContactPoint.do_not_contact.is_(False),
+        )
+        .order_by(ContactPoint.is_verified.desc(), ContactPoint.id)
+    ).all()
+    out: dict[int, str] = {}
+    for debtor_id, value in rows:
+        out.setdefault(debtor_id, value)
+    return out

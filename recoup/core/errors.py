@@ -6,6 +6,7 @@ A bulk import collects `Invalid` per row and reports them all.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,22 @@ class Forbidden(DomainError):
     title = "Forbidden / 无权限"
 
 
+class Unauthorized(DomainError):
+    """A request that does not prove who sent it (a webhook's missing or wrong signature)."""
+
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized / 未通过身份验证"
+
+
+class Unavailable(DomainError):
+    """A feature that cannot work until it is configured (e.g. a webhook without its secret)."""
+
+    status = 503
+    code = "unavailable"
+    title = "Not available / 暂不可用"
+
+
 @dataclass(frozen=True)
 class FieldError:
     """One bad value: which field, what value, why. `row` is set by bulk imports."""
@@ -73,7 +90,13 @@ class FieldError:
 
 
 def _printable(value: Any) -> Any:
-    if value is None or isinstance(value, int | float | str | bool):
+    """The value as JSON can carry it: NaN and infinities as text, and a string with a lone
+    surrogate (valid in a Python string, not in UTF-8) with the surrogate replaced."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if value is None or isinstance(value, int | float | bool):
         return value
     return str(value)
 

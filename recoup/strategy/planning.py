@@ -6,8 +6,9 @@ SQL: a CASE expression that gives an account its segment (the first whose condit
 a small table of the version's steps. Per partition, in the cycle's transaction, after the
 accounts were aged:
 
-1. `pacc`: the partition's open accounts of those portfolios with something overdue or an
-   instalment falling due within the longest reminder lead, with their arm and segment;
+1. `pacc`: the partition's open accounts of those portfolios with something overdue (read
+   from the cycle's work table `cyc`, still there) or an instalment falling due within the
+   longest reminder lead (`pdue`, read by due date), with their arm and segment;
 2. the steps whose planned date falls in (since, D] are inserted, idempotently (unique by
    account, step and planned date), scheduled at the step's local time on D in the debtor's
    zone, inside the rule set's contact window;
@@ -425,19 +426,18 @@ def plan_partition(
             {join}{extra_from}
             WHERE ({common}) AND {where}{conflict}"""
 
-    # After the due date: days past the oldest unpaid due date (= DPD) reach the offset.
     age_due = "(p.dpd - s.offs)"
     age_stage = f"({q.days(':d', 'p.stage_since')} - s.offs)"
     inserted = 0
+    # After the due date (days past the oldest unpaid due date, = DPD, reach the offset) and
+    # after entry into a stage, in one pass over the accounts and their segment's steps.
+    age = f"(CASE s.anchor WHEN 'due' THEN {age_due} ELSE {age_stage} END)"
     for sql in (
         insert(
-            q.minus_days(age_due),
-            f"s.anchor = 'due' AND p.dpd > 0 AND {age_due} >= 0 AND {age_due} < :span",
-        ),
-        insert(
-            q.minus_days(age_stage),
-            f"s.anchor = 'stage' AND p.stage_since IS NOT NULL AND {age_stage} >= 0 "
-            f"AND {age_stage} < :span AND (s.skip_paid = 0 OR p.dpd > 0)",
+            q.minus_days(age),
+            f"s.anchor IN ('due', 'stage') AND {age} >= 0 AND {age} < :span "
+            "AND ((s.anchor = 'due' AND p.dpd > 0) OR (s.anchor = 'stage' "
+            "AND p.stage_since IS NOT NULL AND (s.skip_paid = 0 OR p.dpd > 0)))",
         ),
         # Before the due date: one reminder per unpaid instalment still to fall due.
         insert(

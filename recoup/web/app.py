@@ -97,6 +97,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def create_app(engine: Engine | None = None) -> FastAPI:
     from recoup.channels.api import router as channels_api
+    from recoup.channels.views import router as channels_views
     from recoup.compliance.api import router as compliance_api
     from recoup.cycle.api import router as cycle_api
     from recoup.ledger.api import router as ledger_api
@@ -117,5 +118,6 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(compliance_api, prefix="/api/v1")
     app.include_router(channels_api, prefix="/api/v1")
     app.include_router(ledger_views)
+    app.include_router(channels_views)
     mount_static(app)
     return app

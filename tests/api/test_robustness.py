@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -21,9 +22,11 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from recoup.channels import api as channels_api
+from recoup.channels.adapters import sms
 from recoup.channels.catalog import catalog
 from recoup.compliance import api as compliance_api
 from recoup.core.db import make_engine
+from recoup.core.settings import Settings, get_settings
 from recoup.cycle import api as cycle_api
 from recoup.ledger import api as ledger_api
 from recoup.strategy import api as strategy_api
@@ -106,6 +109,12 @@ def _seed(api: Api) -> dict[str, Any]:
     api.ok(api.post("/cycle-runs", {"as_of": "2026-03-01"}))
     api.ok(api.post("/strategies", {"source": strategy_service.default_source()}), 201)
     api.ok(api.put(f"/portfolios/{pf['code']}/strategy", {"arms": ["default@1"]}))
+    message = api.ok(
+        api.post(
+            f"/accounts/{loan['id']}/messages", {"channel": "sms", "template": "reminder_overdue"}
+        ),
+        201,
+    )
     return {
         "strategy_code": "default",
         "version": 1,
@@ -124,6 +133,7 @@ def _seed(api: Api) -> dict[str, Any]:
         "language": "zh",
         "creditor": creditor["code"],
         "portfolio": pf["code"],
+        "message_id": message["id"],
     }
 
 
@@ -293,6 +303,27 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
         "details": {"dispute_contact": "400-820-0000"},
         "by": "robustness",
     },
+    ("post", "/accounts/{account_id}/messages"): lambda s: {
+        "channel": "sms",
+        "template": "reminder_overdue",
+        "at": "2026-03-02T10:00:00+08:00",
+        "key": _ref("K"),
+    },
+    # The webhooks read the raw body (their signature covers it); unsigned here, so refused.
+    ("post", "/channels/sms/receipts"): lambda s: {
+        "id": "sms-00000001",
+        "status": "delivered",
+        "at": "2026-03-02T10:00:05+08:00",
+        "error": None,
+        "idempotency_key": None,
+    },
+    ("post", "/channels/sms/inbound"): lambda s: {
+        "from": "+8613800138000",
+        "text": "TD",
+        "at": "2026-03-02T10:05:00+08:00",
+        "to": None,
+        "id": None,
+    },
 }
 
 
@@ -374,9 +405,25 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=True).encode()
 
 
+# The SMS gateway's webhooks: every request is signed as the gateway signs it, so that the
+# garbage reaches the parsers behind the signature check (a spoiled signature header still wins).
+SIGNED_PATHS = {PREFIX + "/channels/sms/receipts", PREFIX + "/channels/sms/inbound"}
+GATEWAY_SECRET = "robustness-secret"
+
+
+def _signature(raw: bytes | None) -> dict[str, str]:
+    stamp = str(int(time.time()))
+    return {
+        sms.TIMESTAMP_HEADER: stamp,
+        sms.SIGNATURE_HEADER: sms.sign(GATEWAY_SECRET, stamp, raw or b""),
+    }
+
+
 def test_garbage_never_breaks_the_server(engine: Any) -> None:
     seed = _seed(Api(TestClient(create_app(engine))))
-    failures = asyncio.run(_fuzz(create_app(engine), seed))
+    app = create_app(engine)
+    app.dependency_overrides[get_settings] = lambda: Settings(sms_gateway_secret=GATEWAY_SECRET)
+    failures = asyncio.run(_fuzz(app, seed))
     assert not failures, f"{len(failures)} bad answers:\n" + "\n".join(failures[:40])
 
 
@@ -390,6 +437,8 @@ async def _fuzz(app: Any, seed: dict[str, Any]) -> list[str]:
             for label, target, raw, headers in _requests(method, path, op, seed):
                 if raw is not None:
                     headers.setdefault("content-type", "application/json")
+                if path in SIGNED_PATHS:
+                    headers = {**_signature(raw), **headers}
                 response = await client.request(
                     method.upper(), target, content=raw, headers=headers
                 )

@@ -293,6 +293,14 @@ def test_email_goes_out_over_smtp_with_an_unsubscribe_link(engine: Engine) -> No
         assert point.do_not_contact
 
 
+def test_forged_or_malformed_unsubscribe_tokens_are_refused() -> None:
+    token = outbox.unsubscribe_token("k", 42)
+    assert outbox.read_unsubscribe_token("k", token) == 42
+    for bad in ("", "42", "42.", token[:-1] + "x", "1.é", "４２." + token[3:], "x.y"):
+        assert outbox.read_unsubscribe_token("k", bad) is None
+    assert outbox.read_unsubscribe_token("other", token) is None
+
+
 def test_retry_delay() -> None:
     assert outbox.retry_delay(1, 30, 3600, 1.0) == 30
     assert outbox.retry_delay(4, 30, 3600, 1.0) == 240
