@@ -41,7 +41,7 @@ from recoup.ledger.models import Account, ContactPoint
 _SEPARATORS = (" ", "-", "(", ")", ".", "+")
 # Numbers compare on their last digits first (in SQL), then exactly (in Python).
 _SUFFIX = 7
-_TOKEN = re.compile(r"[0-9]{1,18}\.[0-9a-f]{32}")
+_TOKEN = re.compile(r"a?[0-9]{1,18}\.[0-9a-f]{32}")
 
 
 # --------------------------------------------------------------------------- signatures

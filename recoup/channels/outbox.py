@@ -17,8 +17,6 @@ and end as `failed` after `outbox_max_attempts`; nothing is ever dropped.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import random
 import threading
 import uuid
@@ -40,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from recoup.channels import rules
 from recoup.channels import service as templates
 from recoup.channels.adapters import (
     Adapter,
@@ -228,18 +227,13 @@ _Outcome = tuple[_Ready, SendResult | SendError]
 
 def unsubscribe_token(secret: str, message_id: int) -> str:
     """The signed token of an email's unsubscribe link: the message id and an HMAC of it."""
-    mac = hmac.new(secret.encode(), f"unsubscribe:{message_id}".encode(), hashlib.sha256)
-    return f"{message_id}.{mac.hexdigest()[:32]}"
+    return rules.unsubscribe_token(secret, "m", message_id)
 
 
 def read_unsubscribe_token(secret: str, token: str) -> int | None:
-    """The message id of a valid token, None for a forged or malformed one."""
-    head, _, _mac = token.partition(".")
-    if not token.isascii() or not head.isdigit() or len(head) > 18:
-        return None
-    if not hmac.compare_digest(unsubscribe_token(secret, int(head)), token):
-        return None
-    return int(head)
+    """The message id of a valid message token, None for a forged or malformed one."""
+    found = rules.read_unsubscribe_token(secret, token)
+    return found[1] if found is not None and found[0] == "m" else None
 
 
 class Dispatcher:
@@ -888,18 +882,37 @@ def opt_out_points(
 
 
 def unsubscribe(session: Session, secret: str, token: str) -> list[ContactPoint]:
-    """The email unsubscribe link: the address the message went to is opted out."""
-    message_id = read_unsubscribe_token(secret, token)
-    message = session.get(OutboxMessage, message_id) if message_id is not None else None
-    if message is None or not message.recipient:
-        raise Invalid("token", token, "not a valid unsubscribe link / 退订链接无效")
-    return opt_out_points(
-        session,
-        kind="email",
-        value=message.recipient,
-        by="debtor:unsubscribe",
-        reason="unsubscribe link / 退订链接",
-    )
+    """An unsubscribe link: a message's (the `List-Unsubscribe` header) opts out the address it
+    went to; an account's (the link in an email's text) every email address of its debtor."""
+    found = rules.read_unsubscribe_token(secret, token)
+    values: list[str] = []
+    if found is not None and found[0] == "m":
+        message = session.get(OutboxMessage, found[1])
+        if message is not None and message.recipient:
+            values = [message.recipient]
+    elif found is not None:
+        account = session.get(Account, found[1])
+        if account is not None:
+            values = list(
+                session.scalars(
+                    select(ContactPoint.value).where(
+                        ContactPoint.debtor_id == account.debtor_id,
+                        ContactPoint.kind == "email",
+                    )
+                )
+            )
+    if not values:
+        raise Invalid("token", token[:100], "not a valid unsubscribe link / 退订链接无效")
+    points: list[ContactPoint] = []
+    for value in dict.fromkeys(values):
+        points += opt_out_points(
+            session,
+            kind="email",
+            value=value,
+            by="debtor:unsubscribe",
+            reason="unsubscribe link / 退订链接",
+        )
+    return points
 
 
 def list_messages(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
+import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -803,3 +804,23 @@ def validate_sender_details(details: Mapping[str, Any]) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def unsubscribe_token(secret: str, subject: str, ident: int) -> str:
+    """A signed token for an unsubscribe link: `<id>.<mac>` for one message (subject "m"),
+    `a<id>.<mac>` for an account's emails (subject "a", the link in an email's text)."""
+    scope = "unsubscribe" if subject == "m" else f"unsubscribe-{subject}"
+    mac = hmac.new(secret.encode(), f"{scope}:{ident}".encode(), hashlib.sha256)
+    return f"{'' if subject == 'm' else subject}{ident}.{mac.hexdigest()[:32]}"
+
+
+def read_unsubscribe_token(secret: str, token: str) -> tuple[str, int] | None:
+    """(subject, id) of a valid token; None for a forged or malformed one."""
+    head, _, _mac = token.partition(".")
+    subject = "a" if head.startswith("a") else "m"
+    digits = head[1:] if subject == "a" else head
+    if not token.isascii() or not digits.isdigit() or len(digits) > 18:
+        return None
+    if not hmac.compare_digest(unsubscribe_token(secret, subject, int(digits)), token):
+        return None
+    return subject, int(digits)

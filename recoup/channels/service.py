@@ -39,6 +39,7 @@ from recoup.compliance import wording
 from recoup.core.db import utcnow
 from recoup.core.errors import Blocked, Conflict, DomainError, FieldError, Invalid, NotFound
 from recoup.core.money import exponent
+from recoup.core.settings import get_settings
 from recoup.ledger import service as ledger
 from recoup.ledger.models import Account, ContactPoint, Creditor, Debtor, Instalment, Portfolio
 from recoup.strategy import rules as strategy_rules
@@ -502,9 +503,13 @@ def _context_of(
     opt_out = ""
     if channel is not None:
         unsubscribe = f"{detail('unsubscribe_base_url').rstrip('/')}/{ref}"
+        if "unsubscribe_base_url" in placeholders:
+            # No link of the creditor's own: Recoup's unsubscribe page, signed for the account.
+            placeholders.discard("unsubscribe_base_url")
+            settings = get_settings()
+            token = rules.unsubscribe_token(settings.secret_key, "a", account.id)
+            unsubscribe = f"{settings.public_base_url.rstrip('/')}/unsubscribe/{token}"
         opt_out = rules.opt_out_text(channel, lang, unsubscribe)
-        if channel == "email" and "unsubscribe_base_url" in placeholders:
-            placeholders.add("opt_out")
     if not address:
         placeholders.add("debtor_address")
     values = {

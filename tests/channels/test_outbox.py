@@ -6,6 +6,7 @@ recorded as interactions; opt-outs honoured."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -13,11 +14,12 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from recoup.channels import outbox
+from recoup.channels import service as templates
 from recoup.channels.adapters import SmsHttpAdapter, SmtpAdapter
 from recoup.channels.models import Interaction, OutboxMessage
 from recoup.channels.sinks import SmsGatewaySink, SmtpSink
 from recoup.compliance.models import ComplianceBlock, ContactEvent
-from recoup.core.settings import Settings
+from recoup.core.settings import Settings, get_settings
 from recoup.cycle.service import run_cycle
 from recoup.ledger import service as ledger
 from recoup.ledger.models import ContactPoint
@@ -291,6 +293,20 @@ def test_email_goes_out_over_smtp_with_an_unsubscribe_link(engine: Engine) -> No
     with Session(engine) as s:
         point = s.scalars(select(ContactPoint).where(ContactPoint.kind == "email")).one()
         assert point.do_not_contact
+
+
+def test_an_emails_text_links_to_the_signed_unsubscribe_page(engine: Engine) -> None:
+    acc = _book(engine)
+    with Session(engine) as s:
+        rendered = templates.render(s, "reminder_overdue", acc, DUE, "email")
+    [link] = re.findall(r"https?://\S+/unsubscribe/(a\d+\.[0-9a-f]{32})", rendered.body)
+    assert "opt_out" not in rendered.placeholders
+    secret = get_settings().secret_key
+    with Session(engine) as s, s.begin():
+        [p] = outbox.unsubscribe(s, secret, link)
+        assert p.kind == "email" and p.do_not_contact
+        with pytest.raises(Exception, match="token"):
+            outbox.unsubscribe(s, secret, "a999." + link.split(".")[1])
 
 
 def test_forged_or_malformed_unsubscribe_tokens_are_refused() -> None:

@@ -14,6 +14,7 @@ from recoup.channels import rules, service
 from recoup.channels.models import MessageTemplate
 from recoup.core.db import transaction
 from recoup.core.errors import Blocked, Invalid, NotFound
+from recoup.core.settings import get_settings
 from recoup.cycle.service import run_cycle
 from recoup.ledger.models import Account
 from tests import factories
@@ -101,10 +102,13 @@ def test_deadline_days_and_channel_opt_out(engine: Engine, case: Case) -> None:
     with Session(engine) as s:
         ctx = service.message_context(s, case.account_id, AS_OF, "email", deadline_days=14)
         assert ctx["deadline"] == "2026年8月29日"
-        assert f"https://pay.example/unsubscribe/{case.account_ref}" in ctx["opt_out"]
+        # No unsubscribe link of the creditor's own: Recoup's page, signed for the account.
+        token = rules.unsubscribe_token(get_settings().secret_key, "a", case.account_id)
+        assert f"/unsubscribe/{token}" in ctx["opt_out"]
         assert ctx["self_service_link"] == f"https://pay.example/s/{case.account_ref}"
         built = service.build_context(s, case.account_id, AS_OF, "email")
-        assert {"self_service_link", "opt_out"} <= built.placeholders
+        assert "self_service_link" in built.placeholders
+        assert "opt_out" not in built.placeholders
         # A strategy action stands for its channel.
         assert service.message_context(s, case.account_id, AS_OF, "call_task")["opt_out"] == ""
         with pytest.raises(Invalid) as err:
