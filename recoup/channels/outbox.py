@@ -236,6 +236,42 @@ def read_unsubscribe_token(secret: str, token: str) -> int | None:
     return found[1] if found is not None and found[0] == "m" else None
 
 
+def finish_message(
+    session: Session,
+    worker: str,
+    message_id: int,
+    status: str,
+    now: dt.datetime,
+    *,
+    rule_id: str | None = None,
+    last_error: str | None = None,
+    action_status: str | None = None,
+) -> None:
+    """End a claimed message without sending it (cancelled, blocked, failed), while `worker`
+    still holds it; with `action_status`, its planned action too."""
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.locked_by == worker)
+        .values(
+            status=status,
+            rule_id=rule_id,
+            last_error=last_error,
+            locked_by=None,
+            locked_until=None,
+            updated_at=now,
+        )
+    )
+    if action_status is not None:
+        session.execute(
+            _sql(
+                "UPDATE planned_action SET status = :s, rule_id = COALESCE(:r, rule_id), "
+                "reason = COALESCE(:why, reason), updated_at = :now "
+                "WHERE id = (SELECT planned_action_id FROM outbox_message WHERE id = :m)"
+            ),
+            {"s": action_status, "r": rule_id, "why": last_error, "now": now, "m": message_id},
+        )
+
+
 class Dispatcher:
     """Sends what is due, one batch at a time. Adapters are built once (an SMTP connection and
     an HTTP client are kept across batches); tests pass their own.
@@ -641,27 +677,16 @@ class Dispatcher:
         last_error: str | None = None,
         action_status: str | None = None,
     ) -> None:
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, OutboxMessage.locked_by == self.worker)
-            .values(
-                status=status,
-                rule_id=rule_id,
-                last_error=last_error,
-                locked_by=None,
-                locked_until=None,
-                updated_at=now,
-            )
+        finish_message(
+            session,
+            self.worker,
+            message_id,
+            status,
+            now,
+            rule_id=rule_id,
+            last_error=last_error,
+            action_status=action_status,
         )
-        if action_status is not None:
-            session.execute(
-                _sql(
-                    "UPDATE planned_action SET status = :s, rule_id = COALESCE(:r, rule_id), "
-                    "reason = COALESCE(:why, reason), updated_at = :now "
-                    "WHERE id = (SELECT planned_action_id FROM outbox_message WHERE id = :m)"
-                ),
-                {"s": action_status, "r": rule_id, "why": last_error, "now": now, "m": message_id},
-            )
 
     def _record(self, outcomes: list[_Outcome], result: DispatchResult) -> None:
         """In one transaction: each outcome on its message (only while this worker still holds

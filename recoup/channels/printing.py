@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, bindparam, func, select, text, update
+from sqlalchemy import Engine, bindparam, func, select, text
 from sqlalchemy.orm import Session
 from weasyprint import Document
 
@@ -173,39 +173,7 @@ def _claim(engine: Engine, settings: Settings, worker: str, due_by: dt.datetime)
             return ids
 
 
-def _finish(
-    session: Session,
-    worker: str,
-    message_id: int,
-    status: str,
-    now: dt.datetime,
-    *,
-    rule_id: str | None = None,
-    last_error: str | None = None,
-    action_status: str | None = None,
-) -> None:
-    """End a claimed letter without printing it (as the dispatcher ends a message)."""
-    session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.locked_by == worker)
-        .values(
-            status=status,
-            rule_id=rule_id,
-            last_error=last_error,
-            locked_by=None,
-            locked_until=None,
-            updated_at=now,
-        )
-    )
-    if action_status is not None:
-        session.execute(
-            text(
-                "UPDATE planned_action SET status = :s, rule_id = COALESCE(:r, rule_id), "
-                "reason = COALESCE(:why, reason), updated_at = :now "
-                "WHERE id = (SELECT planned_action_id FROM outbox_message WHERE id = :m)"
-            ).bindparams(bindparam("now", type_=UtcDateTime())),
-            {"s": action_status, "r": rule_id, "why": last_error, "now": now, "m": message_id},
-        )
+_finish = outbox.finish_message
 
 
 def _fail_now(
