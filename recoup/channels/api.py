@@ -45,7 +45,7 @@ from recoup.ledger.schemas import (
     STORABLE,
     BusinessDate,
     Page,
-    Problem,
+    problem_response,
 )
 from recoup.web.deps import get_session
 
@@ -62,19 +62,9 @@ Signature = Annotated[
 Timestamp = Annotated[str | None, Header(alias=sms.TIMESTAMP_HEADER, description="Unix seconds")]
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "model": Problem,
-        "description": description,
-        "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-        },
-    }
-
-
 SIGNED: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing, malformed, stale or wrong signature / 签名无效"),
-    503: _problem("No sms_gateway_secret configured / 未配置短信网关密钥"),
+    401: problem_response("Missing, malformed, stale or wrong signature / 签名无效"),
+    503: problem_response("No sms_gateway_secret configured / 未配置短信网关密钥"),
 }
 
 

@@ -291,7 +291,8 @@ class Problem(BaseModel):
     errors: list[FieldProblem] | None = None
 
 
-def _problem(description: str) -> dict[str, Any]:
+def problem_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry for a problem-details error (shared by every router)."""
     return {
         "model": Problem,
         "description": description,
@@ -302,10 +303,10 @@ def _problem(description: str) -> dict[str, Any]:
 
 
 INVALID: dict[int | str, dict[str, Any]] = {
-    422: _problem("Invalid input, naming the field / 输入无效")
+    422: problem_response("Invalid input, naming the field / 输入无效")
 }
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem("Not found / 未找到")}
-CONFLICT: dict[int | str, dict[str, Any]] = {409: _problem("Conflict / 冲突")}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_response("Not found / 未找到")}
+CONFLICT: dict[int | str, dict[str, Any]] = {409: problem_response("Conflict / 冲突")}
 
 
 # --------------------------------------------------------------------------- reference data
