@@ -46,6 +46,7 @@ def serve(
 
 
 def _register() -> None:
+    from recoup.access import cli as access_cli
     from recoup.channels import cli as channels_cli
     from recoup.channels import worker_cli
     from recoup.compliance import cli as compliance_cli
@@ -53,6 +54,7 @@ def _register() -> None:
     from recoup.demo import cli as demo_cli
     from recoup.ledger import cli as ledger_cli
     from recoup.strategy import cli as strategy_cli
+    from recoup.workspace import cli as workspace_cli
 
     cycle_cli.register(app)
     ledger_cli.register(app)
@@ -61,6 +63,8 @@ def _register() -> None:
     compliance_cli.register(app)
     channels_cli.register(app)
     worker_cli.register(app)
+    app.add_typer(workspace_cli.app, name="assign")
+    access_cli.register(app)
 
 
 _register()

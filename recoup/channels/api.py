@@ -11,6 +11,8 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from recoup.access.deps import require
+from recoup.access.service import Principal
 from recoup.channels import inbound, outbox, outbox_admin, rules, service
 from recoup.channels.adapters import sms
 from recoup.channels.models import SenderProfile
@@ -48,6 +50,7 @@ from recoup.ledger.schemas import (
     problem_response,
 )
 from recoup.web.deps import get_session
+from recoup.workspace.service import check_account_access
 
 router = APIRouter(tags=["templates"], responses=INVALID)
 DB = Annotated[Session, Depends(get_session, scope="function")]
@@ -120,18 +123,29 @@ def _profile(p: SenderProfile) -> SenderProfileOut:
     return SenderProfileOut.model_validate(p)
 
 
-@router.get("/templates", summary="Message templates, active versions / 消息模板")
+@router.get(
+    "/templates",
+    summary="Message templates, active versions / 消息模板",
+    dependencies=[Depends(require("channels:read"))],
+)
 def list_templates(db: DB) -> list[TemplateOut]:
     return [_template(t) for t in service.list_templates(db)]
 
 
-@router.get("/template-variables", summary="The variables templates can use / 模板变量")
+@router.get(
+    "/template-variables",
+    summary="The variables templates can use / 模板变量",
+    dependencies=[Depends(require("channels:read"))],
+)
 def list_variables() -> list[VariableOut]:
     return [VariableOut.model_validate(v, from_attributes=True) for v in rules.VARIABLES.values()]
 
 
 @router.get(
-    "/templates/{name}", summary="A template's active version / 模板当前版本", responses=NOT_FOUND
+    "/templates/{name}",
+    summary="A template's active version / 模板当前版本",
+    responses=NOT_FOUND,
+    dependencies=[Depends(require("channels:read"))],
 )
 def get_template(
     name: Name, db: DB, language: Annotated[Language | None, Query()] = None
@@ -148,6 +162,7 @@ def get_template(
     "/templates/{name}/{language}",
     summary="Save a template as a new version / 保存模板新版本",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("channels:write"))],
 )
 def save_template(name: Name, language: Language, body: TemplateIn, db: DB) -> TemplateOut:
     saved = service.save_template(
@@ -169,6 +184,7 @@ def save_template(name: Name, language: Language, body: TemplateIn, db: DB) -> T
     "/templates/{name}/history",
     summary="Every version of a template / 模板版本历史",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("channels:read"))],
 )
 def template_history(
     name: Name, db: DB, language: Annotated[Language | None, Query()] = None
@@ -180,6 +196,7 @@ def template_history(
     "/templates/{name}/preview",
     summary="Render a template for an account, writing nothing / 模板预览",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("channels:read"))],
 )
 def preview(name: Name, body: PreviewIn, db: DB) -> RenderedOut:
     rendered = service.preview(
@@ -201,6 +218,7 @@ def preview(name: Name, body: PreviewIn, db: DB) -> RenderedOut:
     summary="A letter for an account as PDF / 信函PDF",
     response_class=Response,
     responses={**NOT_FOUND, **PDF},
+    dependencies=[Depends(require("channels:read"))],
 )
 def letter_pdf(
     account_id: Annotated[int, Path(ge=1, le=MAX_ID)],
@@ -228,6 +246,7 @@ def letter_pdf(
     "/creditors/{creditor}/sender-profile",
     summary="A creditor's sender details / 债权人发件方资料",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("channels:read"))],
 )
 def get_creditor_profile(creditor: Owner, db: DB) -> SenderProfileOut | None:
     row = service.get_sender_profile(db, creditor=creditor)
@@ -238,6 +257,7 @@ def get_creditor_profile(creditor: Owner, db: DB) -> SenderProfileOut | None:
     "/creditors/{creditor}/sender-profile",
     summary="Set a creditor's sender details / 设置债权人发件方资料",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("channels:write"))],
 )
 def set_creditor_profile(creditor: Owner, body: SenderProfileIn, db: DB) -> SenderProfileOut:
     return _profile(service.set_sender_profile(db, body.details, body.by, creditor=creditor))
@@ -247,6 +267,7 @@ def set_creditor_profile(creditor: Owner, body: SenderProfileIn, db: DB) -> Send
     "/portfolios/{portfolio}/sender-profile",
     summary="A portfolio's sender details / 资产包发件方资料",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("channels:read"))],
 )
 def get_portfolio_profile(portfolio: Owner, db: DB) -> SenderProfileOut | None:
     row = service.get_sender_profile(db, portfolio=portfolio)
@@ -257,6 +278,7 @@ def get_portfolio_profile(portfolio: Owner, db: DB) -> SenderProfileOut | None:
     "/portfolios/{portfolio}/sender-profile",
     summary="Set a portfolio's sender details / 设置资产包发件方资料",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("channels:write"))],
 )
 def set_portfolio_profile(portfolio: Owner, body: SenderProfileIn, db: DB) -> SenderProfileOut:
     return _profile(service.set_sender_profile(db, body.details, body.by, portfolio=portfolio))
@@ -271,6 +293,7 @@ def set_portfolio_profile(portfolio: Owner, body: SenderProfileIn, db: DB) -> Se
     summary="SMS delivery receipt, signed by the gateway / 短信回执",
     responses={**SIGNED, **NOT_FOUND, **CONFLICT},
     openapi_extra=_signed_body(ReceiptDoc),
+    dependencies=[Depends(require("public"))],
 )
 def sms_receipt(
     body: RawBody,
@@ -294,6 +317,7 @@ def sms_receipt(
     summary="SMS reply from a debtor, signed by the gateway / 短信上行",
     responses=SIGNED,
     openapi_extra=_signed_body(InboundSmsDoc),
+    dependencies=[Depends(require("public"))],
 )
 def sms_inbound(
     body: RawBody,
@@ -312,7 +336,12 @@ def sms_inbound(
 # --------------------------------------------------------------------------- the outbox
 
 
-@router.get("/outbox", tags=["outbox"], summary="Messages to send and sent / 发送队列")
+@router.get(
+    "/outbox",
+    tags=["outbox"],
+    summary="Messages to send and sent / 发送队列",
+    dependencies=[Depends(require("channels:read"))],
+)
 def list_outbox(q: Annotated[OutboxQuery, Query()], db: DB) -> Page[OutboxMessageOut]:
     items = outbox.list_messages(
         db, status=q.status, account_id=q.account_id, limit=q.limit, offset=q.offset
@@ -326,7 +355,12 @@ def list_outbox(q: Annotated[OutboxQuery, Query()], db: DB) -> Page[OutboxMessag
     )
 
 
-@router.get("/outbox/stats", tags=["outbox"], summary="Messages by status / 发送队列统计")
+@router.get(
+    "/outbox/stats",
+    tags=["outbox"],
+    summary="Messages by status / 发送队列统计",
+    dependencies=[Depends(require("channels:read"))],
+)
 def outbox_stats(db: DB) -> OutboxStatsOut:
     counts = outbox_admin.stats(db)
     return OutboxStatsOut(by_status=counts, total=sum(counts.values()))
@@ -337,6 +371,7 @@ def outbox_stats(db: DB) -> OutboxStatsOut:
     tags=["outbox"],
     summary="One message and what happened to it / 消息详情",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("channels:read"))],
 )
 def get_outbox_message(message_id: MessageId, db: DB) -> OutboxMessageOut:
     return OutboxMessageOut.model_validate(outbox_admin.get_message(db, message_id))
@@ -347,6 +382,7 @@ def get_outbox_message(message_id: MessageId, db: DB) -> OutboxMessageOut:
     tags=["outbox"],
     summary="Send a failed or bounced message again / 重发",
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[Depends(require("channels:write"))],
 )
 def retry_outbox_message(message_id: MessageId, db: DB) -> OutboxMessageOut:
     """The message that will be sent, now: the same one back to pending, or (when the
@@ -361,8 +397,14 @@ def retry_outbox_message(message_id: MessageId, db: DB) -> OutboxMessageOut:
     status_code=status.HTTP_201_CREATED,
     responses={**NOT_FOUND, **CONFLICT},
 )
-def send_message(account_id: AccountId, body: MessageIn, db: DB) -> OutboxMessageOut:
+def send_message(
+    account_id: AccountId,
+    body: MessageIn,
+    db: DB,
+    user: Annotated[Principal, Depends(require("channels:send"))],
+) -> OutboxMessageOut:
     """Queued for `at` (default now); checked by the compliance guard when it is sent."""
+    check_account_access(db, user, account_id)
     message = outbox_admin.send(
         db, account_id, body.channel, body.template, at=body.at, key=body.key
     )
@@ -374,6 +416,7 @@ def send_message(account_id: AccountId, body: MessageIn, db: DB) -> OutboxMessag
     tags=["outbox"],
     summary="An account's interactions, newest first / 互动记录",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("channels:read"))],
 )
 def account_timeline(
     account_id: AccountId, q: Annotated[TimelineQuery, Query()], db: DB

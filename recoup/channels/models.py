@@ -148,5 +148,15 @@ class Interaction(Base):
     created_by: Mapped[str] = mapped_column(String(100), default="system")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # A contact logged by a person (workspace): who, the outcome code, the reason for
+    # delinquency, the willingness and ability to pay (还款意愿 / 还款能力, 1 low … 5 high), notes.
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    willingness: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ability: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    guard_warning: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_interaction_account_at", "account_id", "at"),)

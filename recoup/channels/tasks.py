@@ -169,10 +169,19 @@ def maybe_run_cycle(
             # the cycle refuses a new date while one is open.
             for earlier in sorted(unfinished):
                 cycle.run_cycle(engine, earlier, settings=settings, on_partition=between_partitions)
-            return cycle.run_cycle(engine, day, settings=settings, on_partition=between_partitions)
+            result = cycle.run_cycle(
+                engine, day, settings=settings, on_partition=between_partitions
+            )
         except Stopped as exc:
             log.info("daily cycle for %s interrupted: %s", day, exc)
             return None
+        # Cases follow the accounts' new stages and buckets (分案) before the day's work starts.
+        from recoup.workspace import service as workspace
+
+        with Session(engine) as session, session.begin():
+            counts = workspace.run_assignment(session, day, by="worker")
+        log.info("assignment after the cycle of %s: %s", day, counts)
+        return result
 
 
 # --------------------------------------------------------------------------- letters

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
+from recoup.access.deps import require
 from recoup.channels import inbound
 from recoup.core.errors import Invalid
 from recoup.core.settings import Settings, get_settings
@@ -32,14 +33,18 @@ def _unsubscribe(request: Request, token: str, db: Session, settings: Settings) 
     return response
 
 
-@router.get("/unsubscribe/{token}", response_class=HTMLResponse)
+@router.get(
+    "/unsubscribe/{token}", response_class=HTMLResponse, dependencies=[Depends(require("public"))]
+)
 def unsubscribe_page(request: Request, token: str, db: DB, settings: Config) -> HTMLResponse:
     """The email's unsubscribe link: the address stops receiving email, and the page says so
     (again, harmlessly, when the link is followed twice)."""
     return _unsubscribe(request, token, db, settings)
 
 
-@router.post("/unsubscribe/{token}", response_class=HTMLResponse)
+@router.post(
+    "/unsubscribe/{token}", response_class=HTMLResponse, dependencies=[Depends(require("public"))]
+)
 def unsubscribe_one_click(request: Request, token: str, db: DB, settings: Config) -> HTMLResponse:
     """RFC 8058 one-click unsubscribe: the mail provider POSTs `List-Unsubscribe=One-Click`
     to the List-Unsubscribe address (announced with List-Unsubscribe-Post); 200 when done."""

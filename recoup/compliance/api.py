@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, status
 from sqlalchemy.orm import Session
 
+from recoup.access.deps import require
 from recoup.compliance import rules, service
 from recoup.compliance.schemas import (
     BlockOut,
@@ -27,7 +28,10 @@ DB = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @router.post(
-    "/compliance/check", summary="Is this contact allowed? / 联络合规检查", responses=NOT_FOUND
+    "/compliance/check",
+    summary="Is this contact allowed? / 联络合规检查",
+    responses=NOT_FOUND,
+    dependencies=[Depends(require("compliance:read"))],
 )
 def check_contact(body: ContactCheckIn, db: DB) -> VerdictOut:
     verdict = service.check_contact(
@@ -50,12 +54,17 @@ def check_contact(body: ContactCheckIn, db: DB) -> VerdictOut:
     status_code=status.HTTP_201_CREATED,
     summary="Record a contact attempt or conversation / 记录联络",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("compliance:write"))],
 )
 def record_contact(body: ContactEventIn, db: DB) -> ContactEventOut:
     return ContactEventOut.model_validate(service.record_contact(db, **body.model_dump()))
 
 
-@router.get("/compliance/blocks", summary="Blocked actions and contacts / 合规拦截")
+@router.get(
+    "/compliance/blocks",
+    summary="Blocked actions and contacts / 合规拦截",
+    dependencies=[Depends(require("compliance:read"))],
+)
 def list_blocks(q: Annotated[BlockQuery, Query()], db: DB) -> Page[BlockOut]:
     rows, total = service.list_blocks(
         db,
@@ -73,12 +82,20 @@ def list_blocks(q: Annotated[BlockQuery, Query()], db: DB) -> Page[BlockOut]:
     )
 
 
-@router.get("/compliance/blocks/by-rule", summary="Blocks counted by rule / 按规则统计拦截")
+@router.get(
+    "/compliance/blocks/by-rule",
+    summary="Blocks counted by rule / 按规则统计拦截",
+    dependencies=[Depends(require("compliance:read"))],
+)
 def count_blocks(db: DB) -> list[RuleCountOut]:
     return [RuleCountOut(rule_id=r, blocked=n) for r, n in service.count_blocks_by_rule(db)]
 
 
-@router.get("/compliance/rulesets/{jurisdiction}", summary="A rule set / 合规规则集")
+@router.get(
+    "/compliance/rulesets/{jurisdiction}",
+    summary="A rule set / 合规规则集",
+    dependencies=[Depends(require("compliance:read"))],
+)
 def get_ruleset(
     jurisdiction: Annotated[str, Path(pattern=r"^[A-Za-z]{2}$")],
 ) -> dict[str, Any]:
@@ -89,6 +106,7 @@ def get_ruleset(
     "/portfolios/{portfolio_code}/compliance",
     summary="Change a portfolio's rule-set numbers / 调整合规参数",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("compliance:write"))],
 )
 def set_overrides(
     portfolio_code: Annotated[str, Path(min_length=1, max_length=64), STORABLE],

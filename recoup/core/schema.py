@@ -8,15 +8,30 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+import recoup.access.models
+import recoup.arrangements.models
 import recoup.channels.models
 import recoup.compliance.models
+import recoup.contacts.models
 import recoup.cycle.models
 import recoup.ledger.models
+import recoup.promises.models
 import recoup.strategy.models
+import recoup.workspace.models
 from recoup.core.db import Base
 
 metadata = Base.metadata
-_ = (recoup.channels.models, recoup.cycle.models, recoup.compliance.models, recoup.strategy.models)
+_ = (
+    recoup.access.models,
+    recoup.workspace.models,
+    recoup.arrangements.models,
+    recoup.contacts.models,
+    recoup.promises.models,
+    recoup.channels.models,
+    recoup.cycle.models,
+    recoup.compliance.models,
+    recoup.strategy.models,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"
 

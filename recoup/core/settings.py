@@ -146,7 +146,111 @@ class Settings(BaseSettings):
     business_timezone: str = "Asia/Shanghai"
     worker_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
     queue_url: str | None = None
+
+    # --- access and the workspace ---
+    # Browser sessions last this long; sign-in locks after this many failures in a row, for
+    # this long. Cookies are Secure when the site is served over HTTPS (set it in production).
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    login_max_failures: int = Field(default=5, ge=1, le=100)
+    login_lock_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    cookie_secure: bool = False
+    # Where attachments of logged contacts (recordings, photos) are stored, by SHA-256.
+    attachments_dir: Path = Path("var/attachments")
+    attachment_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     # --- end of outbox and worker -------------------------------------------------------------
+
+    # --- worklist ---
+    # Expected value of working an account (seeds: 轻重缓急): overdue amount x probability of
+    # payment (by risk band until a model exists; "default" for an account without one) x
+    # stage weight / expected effort of the kind of work.
+    worklist_probability: dict[str, float] = Field(
+        default={"A": 0.6, "B": 0.45, "C": 0.3, "D": 0.15, "E": 0.05, "default": 0.25}
+    )
+    worklist_stage_weight: dict[str, float] = Field(
+        default={"early": 1.0, "negotiation": 1.2, "hard": 1.4, "recovery": 0.8}
+    )
+    worklist_effort: dict[str, float] = Field(
+        default={
+            "callback": 0.8,
+            "promise_due": 0.7,
+            "broken_promise": 1.0,
+            "broken_arrangement": 1.0,
+            "follow_up": 1.0,
+            "call_task": 1.0,
+            "field_visit": 4.0,
+        }
+    )
+
+    @field_validator("worklist_probability", "worklist_stage_weight", "worklist_effort")
+    @classmethod
+    def _worklist_factors(cls, v: dict[str, float]) -> dict[str, float]:
+        # A zero or negative effort would divide by zero or flip the order of the worklist.
+        if any(not (x > 0) for x in v.values()):
+            raise ValueError("worklist factors must be positive numbers")
+        return v
+
+    # --- end of worklist ---
+
+    # --- promises ---
+    # A promise to pay (承诺还款) falls due at most this many days after the day it is made; it
+    # is broken (or partly kept) when not paid in full by its due date plus the grace days.
+    promise_max_days: int = Field(default=30, ge=1, le=366)
+    promise_grace_days: int = Field(default=1, ge=0, le=60)
+    # Local time (business_timezone), on the day after the check, of the follow-up task of a
+    # broken promise.
+    promise_follow_up_time: dt.time = dt.time(9, 0)
+    # --- end of promises ---
+
+    # --- contacts ---
+    # Extra reasons for delinquency (逾期原因) offered when logging a contact, code ->
+    # {"zh": …, "en": …}; may also relabel a shipped code.
+    delinquency_reasons_extra: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # A manual contact outside the contact hours or over a frequency cap, by jurisdiction:
+    # "block" refuses it, "warn" logs it with the rule as a warning. Stop flags and
+    # do-not-contact always block.
+    manual_contact_guard: dict[str, Literal["block", "warn"]] = Field(
+        default={"CN": "block", "US": "block"}
+    )
+    # --- end of contacts ---
+
+    # --- arrangements ---
+    # How much of each component's balance (at proposal time), in percent, a role may waive
+    # (减免审批权限). Above the proposer's limit an arrangement waits in the approval queue for a
+    # role that may approve it; above every limit it is refused.
+    approval_limits: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {
+            "collector": {"late_fee": 20, "penalty": 20, "interest": 0, "fee": 0, "principal": 0},
+            "agency": {"late_fee": 0, "penalty": 0, "interest": 0, "fee": 0, "principal": 0},
+            "manager": {
+                "late_fee": 100,
+                "penalty": 100,
+                "interest": 100,
+                "fee": 100,
+                "principal": 10,
+            },
+            "admin": dict.fromkeys(("late_fee", "penalty", "interest", "fee", "principal"), 100),
+        }
+    )
+    # An arrangement instalment not paid in full this many days after its due date breaks it.
+    arrangement_grace_days: int = Field(default=3, ge=0, le=60)
+    arrangement_max_instalments: int = Field(default=60, ge=1, le=600)
+    # Local time (business_timezone), on the day after the check, of the follow-up task of a
+    # broken arrangement.
+    arrangement_follow_up_time: dt.time = dt.time(9, 0)
+
+    @field_validator("approval_limits")
+    @classmethod
+    def _approval_limits(cls, v: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        known = {"late_fee", "penalty", "interest", "fee", "principal"}
+        for role, limits in v.items():
+            unknown = set(limits) - known
+            if unknown:
+                raise ValueError(f"approval_limits.{role}: unknown components {sorted(unknown)}")
+            if any(not 0 <= pct <= 100 for pct in limits.values()):
+                raise ValueError(f"approval_limits.{role}: percentages must be 0 to 100")
+        return v
+
+    # --- end of arrangements ---
 
     @field_validator("bucket_bounds")
     @classmethod

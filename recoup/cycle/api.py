@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from recoup.access.deps import require
 from recoup.cycle import service
 from recoup.cycle.schemas import CycleRunIn, CycleRunOut, CycleRunQuery, CycleRunResult
 from recoup.ledger.schemas import CONFLICT, INVALID, NOT_FOUND, BusinessDate, Page
@@ -20,7 +21,11 @@ DB = Annotated[Session, Depends(get_session, scope="function")]
 AsOf = Annotated[BusinessDate, Path(description="business date, YYYY-MM-DD")]
 
 
-@router.get("/cycle-runs", summary="Cycle runs, latest date first / 日终批处理记录")
+@router.get(
+    "/cycle-runs",
+    summary="Cycle runs, latest date first / 日终批处理记录",
+    dependencies=[Depends(require("cycle:read"))],
+)
 def list_runs(q: Annotated[CycleRunQuery, Query()], db: DB) -> Page[CycleRunOut]:
     runs = service.list_runs(db, limit=q.limit, offset=q.offset)
     return Page(
@@ -31,7 +36,12 @@ def list_runs(q: Annotated[CycleRunQuery, Query()], db: DB) -> Page[CycleRunOut]
     )
 
 
-@router.get("/cycle-runs/{as_of}", summary="The run of one date / 某日批处理", responses=NOT_FOUND)
+@router.get(
+    "/cycle-runs/{as_of}",
+    summary="The run of one date / 某日批处理",
+    responses=NOT_FOUND,
+    dependencies=[Depends(require("cycle:read"))],
+)
 def get_run(as_of: AsOf, db: DB) -> CycleRunOut:
     return CycleRunOut.of(service.get_run(db, as_of))
 
@@ -42,6 +52,7 @@ def get_run(as_of: AsOf, db: DB) -> CycleRunOut:
     description="Idempotent: running a completed date again changes nothing; a run that "
     "stopped halfway resumes with the partitions that did not commit.",
     responses=CONFLICT,
+    dependencies=[Depends(require("cycle:run"))],
 )
 def run_cycle(
     body: CycleRunIn, engine: Annotated[Engine, Depends(get_engine)], db: DB

@@ -40,6 +40,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from recoup.arrangements.service import check_arrangements
 from recoup.channels import outbox
 from recoup.core.db import utcnow
 from recoup.core.errors import Conflict, Invalid, NotFound
@@ -47,6 +48,7 @@ from recoup.core.settings import Settings, get_settings
 from recoup.cycle.models import CyclePartition, CycleRun
 from recoup.ledger import rules
 from recoup.ledger.models import Account
+from recoup.promises import service as promises
 from recoup.strategy import planning
 
 K = rules.YEAR_PPM
@@ -172,14 +174,17 @@ def partition_sql(dialect: str, settings: Settings) -> list[tuple[str, str]]:
     dpd = f"COALESCE({q.days_to_d('g.oldest_due')}, 0)"
     room = q.greatest("0", f"{cap_total} - (a.charges_total + g.rec_interest + g.rec_fee)")
     lf_capped = q.least("g.lf_raw", q.greatest("0", "g.room - " + q.least("g.pen_raw", "g.room")))
+    # An account in an arrangement (还款计划) accrues no penalty or late fee while it lasts.
+    no_charges = "CASE WHEN a.status = 'in_arrangement' THEN 0"
     # One statement: aggregate, then limit to the cap with the account's terms. The account's
     # status and currency are carried along so that the counts read `cyc` alone. MATERIALIZED
     # keeps SQLite from flattening `g` into the outer query, which would compute the room
     # under the cap (dates and all) again for every reference to it.
     step1 = f"""
         WITH g AS MATERIALIZED (
-          SELECT g.id, g.oldest_due, g.od_sched, g.rec_interest, g.rec_fee, g.lf_raw,
-                 {pen_raw} AS pen_raw,
+          SELECT g.id, g.oldest_due, g.od_sched, g.rec_interest, g.rec_fee,
+                 {no_charges} ELSE g.lf_raw END AS lf_raw,
+                 {no_charges} ELSE {pen_raw} END AS pen_raw,
                  CASE WHEN a.cap_rate_ppm IS NULL THEN NULL
                       ELSE {room}
                  END AS room,
@@ -441,6 +446,10 @@ def run_partition(
         result = conn.execute(text(sql), params)
         if name == "cure":
             counts["cured"] = int(result.rowcount or 0)
+    # Promises to pay against the payments up to D, before planning reads promise_state.
+    counts.update(promises.check_promises(conn, run.as_of, lo, hi, params["now"]))
+    # Arrangements: instalments paid, broken ones back to delinquent, before planning.
+    counts.update(check_arrangements(conn, run.as_of, lo, hi, params["now"]))
     if plan is not None and not plan.empty:  # planning reads `cyc` too
         counts.update(
             planning.plan_partition(conn, plan, run.as_of, lo, hi, default_zone, params["now"])
@@ -573,7 +582,9 @@ def run_cycle(
     with session_tx() as session:
         run = session.get_one(CycleRun, run.id)
         rows = session.scalars(select(CyclePartition).where(CyclePartition.run_id == run.id)).all()
-        totals = dict.fromkeys(COUNT_KEYS + (ACTION_KEYS if not plan.empty else ()), 0)
+        totals = dict.fromkeys(
+            COUNT_KEYS + promises.CHECK_KEYS + (ACTION_KEYS if not plan.empty else ()), 0
+        )
         for row in rows:
             for key, value in row.counts.items():
                 totals[key] = totals.get(key, 0) + int(value)

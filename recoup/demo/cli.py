@@ -39,6 +39,9 @@ def demo(
     no_strategy: bool = typer.Option(
         False, "--no-strategy", help="Do not put the default strategy in force."
     ),
+    no_staff: bool = typer.Option(
+        False, "--no-staff", help="Do not create the demo's teams, users and assignment rules."
+    ),
 ) -> None:
     """Load a synthetic portfolio into an empty database. 生成演示资产包（仅限空库）。"""
     engine = get_engine()
@@ -75,6 +78,7 @@ def demo(
                 seed=seed,
                 run_cycle=not no_cycle,
                 with_strategy=not no_strategy,
+                with_staff=not no_staff,
                 progress=report,
             )
         except DomainError as exc:
@@ -93,6 +97,12 @@ def demo(
     for name, n in result.buckets.items():
         buckets.add_row(name, f"{n:,}")
     console.print(buckets)
+    if not no_staff:
+        names = ", ".join(u[0] for u in service.DEMO_USERS)
+        console.print(
+            f"Sign in as one of {names} with the password [bold]{service.DEMO_PASSWORD}[/bold] "
+            f"(demo only) / 演示账号：{names}，密码 {service.DEMO_PASSWORD}"
+        )
     console.print(
         f"built in {result.build_seconds:.1f}s, cycle {result.cycle_seconds:.1f}s / "
         f"生成 {result.build_seconds:.1f} 秒，跑批 {result.cycle_seconds:.1f} 秒"

@@ -233,6 +233,7 @@ def load_demo(
     seed: int = DEFAULT_SEED,
     run_cycle: bool = True,
     with_strategy: bool = False,
+    with_staff: bool = True,
     chunk_size: int = CHUNK,
     progress: ProgressFn | None = None,
     settings: Settings | None = None,
@@ -288,10 +289,98 @@ def load_demo(
             on_partition=lambda p, total: report("cycle", p + 1, total),
         )
         result.cycle_seconds = time.perf_counter() - t1
+    if with_staff:
+        load_staff(engine, as_of)
     with engine.connect() as c:
         rows = c.execute(text("SELECT bucket, COUNT(*) FROM account GROUP BY bucket")).all()
     result.buckets = {str(b): int(n) for b, n in sorted(rows, key=lambda r: _bucket_key(r[0]))}
     return result
+
+
+# The demo's people sign in with this password (synthetic data only: change it, or create real
+# users with `recoup user create`, before real debtors are loaded).
+DEMO_PASSWORD = "recoup-demo-2026"
+
+# (code, name, kind)
+DEMO_TEAMS = [
+    ("EARLY", "早期催收组 Early collections", "internal"),
+    ("NEGO", "协商组 Negotiation", "internal"),
+    ("HARD", "施压与外访组 Hard collections and visits", "internal"),
+    ("AG-HX", "华信委外 Huaxin Collections (agency)", "agency"),
+]
+# (username, display name, role, team code, skills, languages)
+DEMO_USERS = [
+    ("admin", "系统管理员 Admin", "admin", None, [], ["zh-CN", "en"]),
+    ("zhao", "赵主管 Zhao (manager)", "manager", "EARLY", [], ["zh-CN"]),
+    ("wang", "王芳 Wang Fang", "collector", "EARLY", [], ["zh-CN"]),
+    ("li", "李强 Li Qiang", "collector", "EARLY", [], ["zh-CN"]),
+    ("smith", "Alex Smith", "collector", "EARLY", [], ["en", "zh-CN"]),
+    ("zhang", "张伟 Zhang Wei", "collector", "NEGO", [], ["zh-CN"]),
+    ("liu", "刘洋 Liu Yang", "collector", "NEGO", [], ["zh-CN", "en"]),
+    ("chen", "陈静 Chen Jing", "collector", "HARD", ["field"], ["zh-CN"]),
+    ("yang", "杨帆 Yang Fan", "collector", "HARD", [], ["zh-CN"]),
+    ("huaxin", "华信委外 Huaxin agent", "agency", "AG-HX", [], ["zh-CN"]),
+    ("audit", "审计 Auditor", "auditor", None, [], ["zh-CN"]),
+    ("analyst", "策略分析 Analyst", "analyst", None, [], ["zh-CN", "en"]),
+]
+
+
+def load_staff(engine: Engine, as_of: dt.date) -> dict[str, int]:
+    """Teams, the people of the demo (one of each role) and assignment rules (分案规则):
+    English-speaking debtors to an English-speaking collector, each stage to its team, large
+    hard-stage balances to the field-visit collector, recovery to the agency; then the
+    assignment itself."""
+    from recoup.access import service as access
+    from recoup.workspace import service as workspace
+
+    with Session(engine) as session, session.begin():
+        teams = {
+            code: access.create_team(session, code, name, kind).id
+            for code, name, kind in DEMO_TEAMS
+        }
+        for username, name, role, team, skills, languages in DEMO_USERS:
+            access.create_user(
+                session,
+                username,
+                DEMO_PASSWORD,
+                role,
+                display_name=name,
+                team_id=teams[team] if team else None,
+                skills=skills,
+                languages=languages,
+                language="en" if username == "smith" else "zh-CN",
+            )
+        admin = access.principal_of(access.user_by_name(session, "admin"))
+        rules = [
+            (
+                "English-speaking debtors / 英文客户",
+                10,
+                {
+                    "stages": ["early", "negotiation"],
+                    "languages": ["en"],
+                    "match_language": True,
+                    "team_id": teams["EARLY"],
+                },
+            ),
+            ("Early stage / 早期", 20, {"stages": ["early"], "team_id": teams["EARLY"]}),
+            ("Negotiation / 协商期", 30, {"stages": ["negotiation"], "team_id": teams["NEGO"]}),
+            (
+                "Large hard-stage balances: visits / 大额外访",
+                40,
+                {
+                    "stages": ["hard"],
+                    "min_overdue": 5_000_000,
+                    "skill": "field",
+                    "team_id": teams["HARD"],
+                },
+            ),
+            ("Hard stage / 施压期", 50, {"stages": ["hard"], "team_id": teams["HARD"]}),
+            ("Recovery: agency / 委外", 60, {"stages": ["recovery"], "team_id": teams["AG-HX"]}),
+        ]
+        for name, priority, fields in rules:
+            workspace.create_rule(session, admin, name=name, priority=priority, **fields)
+    with Session(engine) as session, session.begin():
+        return workspace.run_assignment(session, as_of, by="demo")
 
 
 def _bucket_key(name: str) -> int:

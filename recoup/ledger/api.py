@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
+from recoup.access.deps import current_principal, require
+from recoup.access.rules import mask_value
+from recoup.access.service import Principal, audit
 from recoup.ledger import service
 from recoup.ledger.schemas import (
     CONFLICT,
@@ -40,7 +43,6 @@ from recoup.ledger.schemas import (
     InstalmentOut,
     LedgerEntryOut,
     LedgerQuery,
-    Name,
     Page,
     PageQuery,
     PaymentIn,
@@ -63,16 +65,66 @@ router = APIRouter(responses=INVALID)
 DB = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def _actor(
-    x_recoup_user: Annotated[
-        Name | None,
-        Header(description="who is acting (recorded in history); until authentication lands"),
-    ] = None,
-) -> str:
-    return x_recoup_user or "api"
+async def _actor(request: Request) -> str:
+    """Who is acting, recorded in history: the signed-in user."""
+    principal = await current_principal(request)
+    return principal.username if principal is not None else "api"
 
 
 Actor = Annotated[str, Depends(_actor)]
+
+
+class PersonalData:
+    """Masks ID numbers, addresses and contact values for a role without `pii:unmask`; for a
+    role with it, records the view in the audit log."""
+
+    def __init__(self, principal: Principal | None) -> None:
+        self.principal = principal
+        self.unmasked = principal is not None and principal.can("pii:unmask")
+
+    def debtor(self, out: DebtorOut) -> DebtorOut:
+        if self.unmasked:
+            return out
+        return out.model_copy(
+            update={
+                "id_number": mask_value("id_number", out.id_number),
+                "address": mask_value("address", out.address),
+            }
+        )
+
+    def contact(self, out: ContactPointOut) -> ContactPointOut:
+        if self.unmasked:
+            return out
+        return out.model_copy(update={"value": mask_value(out.kind, out.value)})
+
+    def change(self, out: ChangeOut) -> ChangeOut:
+        if self.unmasked or out.field not in ("value", "address", "id_number"):
+            return out
+        kind = "id_number" if out.field == "id_number" else "contact"
+        return out.model_copy(
+            update={
+                "old_value": mask_value(kind, out.old_value),
+                "new_value": mask_value(kind, out.new_value),
+            }
+        )
+
+    def seen(self, db: Session, debtor_ids: list[int]) -> None:
+        if self.unmasked and self.principal is not None and debtor_ids:
+            audit(
+                db,
+                self.principal,
+                "view_unmasked",
+                "debtor",
+                debtor_ids[0] if len(debtor_ids) == 1 else None,
+                detail={"debtor_ids": debtor_ids[:500], "via": "api"},
+            )
+
+
+async def _personal_data(request: Request) -> PersonalData:
+    return PersonalData(await current_principal(request))
+
+
+Pii = Annotated[PersonalData, Depends(_personal_data)]
 CreditorId = Annotated[int, Path(ge=1, le=MAX_ID)]
 PortfolioId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ProductId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -94,12 +146,18 @@ CREATED = status.HTTP_201_CREATED
     tags=["creditors"],
     summary="Create a creditor / 新建债权人",
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[Depends(require("ledger:write"))],
 )
 def create_creditor(body: CreditorIn, db: DB) -> CreditorOut:
     return CreditorOut.model_validate(service.create_creditor(db, **body.model_dump()))
 
 
-@router.get("/creditors", tags=["creditors"], summary="List creditors / 债权人列表")
+@router.get(
+    "/creditors",
+    tags=["creditors"],
+    summary="List creditors / 债权人列表",
+    dependencies=[Depends(require("ledger:read"))],
+)
 def list_creditors(q: Annotated[CreditorQuery, Query()], db: DB) -> Page[CreditorOut]:
     page = service.list_creditors(db, limit=q.limit, offset=q.offset)
     return Page.of(page, [CreditorOut.model_validate(r) for r in page.items])
@@ -110,6 +168,7 @@ def list_creditors(q: Annotated[CreditorQuery, Query()], db: DB) -> Page[Credito
     tags=["creditors"],
     summary="Get a creditor / 债权人",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:read"))],
 )
 def get_creditor(creditor_id: CreditorId, db: DB) -> CreditorOut:
     return CreditorOut.model_validate(service.get_creditor(db, creditor_id))
@@ -121,12 +180,18 @@ def get_creditor(creditor_id: CreditorId, db: DB) -> CreditorOut:
     tags=["portfolios"],
     summary="Create a portfolio / 新建资产包",
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[Depends(require("ledger:write"))],
 )
 def create_portfolio(body: PortfolioIn, db: DB) -> PortfolioOut:
     return PortfolioOut.of(service.create_portfolio(db, **body.to_service()))
 
 
-@router.get("/portfolios", tags=["portfolios"], summary="List portfolios / 资产包列表")
+@router.get(
+    "/portfolios",
+    tags=["portfolios"],
+    summary="List portfolios / 资产包列表",
+    dependencies=[Depends(require("ledger:read"))],
+)
 def list_portfolios(q: Annotated[PortfolioQuery, Query()], db: DB) -> Page[PortfolioOut]:
     page = service.list_portfolios(db, creditor_id=q.creditor_id, limit=q.limit, offset=q.offset)
     return Page.of(page, [PortfolioOut.of(r) for r in page.items])
@@ -137,6 +202,7 @@ def list_portfolios(q: Annotated[PortfolioQuery, Query()], db: DB) -> Page[Portf
     tags=["portfolios"],
     summary="Get a portfolio / 资产包",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:read"))],
 )
 def get_portfolio(portfolio_id: PortfolioId, db: DB) -> PortfolioOut:
     return PortfolioOut.of(service.get_portfolio(db, portfolio_id))
@@ -148,12 +214,18 @@ def get_portfolio(portfolio_id: PortfolioId, db: DB) -> PortfolioOut:
     tags=["products"],
     summary="Create a product / 新建产品",
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[Depends(require("ledger:write"))],
 )
 def create_product(body: ProductIn, db: DB) -> ProductOut:
     return ProductOut.of(service.create_product(db, **body.to_service()))
 
 
-@router.get("/products", tags=["products"], summary="List products / 产品列表")
+@router.get(
+    "/products",
+    tags=["products"],
+    summary="List products / 产品列表",
+    dependencies=[Depends(require("ledger:read"))],
+)
 def list_products(q: Annotated[ProductQuery, Query()], db: DB) -> Page[ProductOut]:
     page = service.list_products(db, portfolio_id=q.portfolio_id, limit=q.limit, offset=q.offset)
     return Page.of(page, [ProductOut.of(r) for r in page.items])
@@ -164,6 +236,7 @@ def list_products(q: Annotated[ProductQuery, Query()], db: DB) -> Page[ProductOu
     tags=["products"],
     summary="Get a product / 产品",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:read"))],
 )
 def get_product(product_id: ProductId, db: DB) -> ProductOut:
     return ProductOut.of(service.get_product(db, product_id))
@@ -178,6 +251,7 @@ def get_product(product_id: ProductId, db: DB) -> ProductOut:
     tags=["debtors"],
     summary="Create a debtor / 新建债务人",
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[Depends(require("ledger:write"))],
 )
 def create_debtor(body: DebtorIn, db: DB, by: Actor) -> DebtorOut:
     return DebtorOut.model_validate(service.create_debtor(db, by=by, **body.to_service()))
@@ -187,8 +261,9 @@ def create_debtor(body: DebtorIn, db: DB, by: Actor) -> DebtorOut:
     "/debtors",
     tags=["debtors"],
     summary="List debtors by kind, region, name / 债务人列表",
+    dependencies=[Depends(require("ledger:read"))],
 )
-def list_debtors(q: Annotated[DebtorQuery, Query()], db: DB) -> Page[DebtorOut]:
+def list_debtors(q: Annotated[DebtorQuery, Query()], db: DB, pii: Pii) -> Page[DebtorOut]:
     page = service.list_debtors(
         db,
         kind=q.kind,
@@ -198,7 +273,8 @@ def list_debtors(q: Annotated[DebtorQuery, Query()], db: DB) -> Page[DebtorOut]:
         limit=q.limit,
         offset=q.offset,
     )
-    return Page.of(page, [DebtorOut.model_validate(r) for r in page.items])
+    pii.seen(db, [r.id for r in page.items])
+    return Page.of(page, [pii.debtor(DebtorOut.model_validate(r)) for r in page.items])
 
 
 @router.get(
@@ -206,9 +282,12 @@ def list_debtors(q: Annotated[DebtorQuery, Query()], db: DB) -> Page[DebtorOut]:
     tags=["debtors"],
     summary="Get a debtor's profile / 客户档案",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:read"))],
 )
-def get_debtor(debtor_id: DebtorId, db: DB) -> DebtorOut:
-    return DebtorOut.model_validate(service.get_debtor(db, debtor_id))
+def get_debtor(debtor_id: DebtorId, db: DB, pii: Pii) -> DebtorOut:
+    out = DebtorOut.model_validate(service.get_debtor(db, debtor_id))
+    pii.seen(db, [debtor_id])
+    return pii.debtor(out)
 
 
 @router.patch(
@@ -216,6 +295,7 @@ def get_debtor(debtor_id: DebtorId, db: DB) -> DebtorOut:
     tags=["debtors"],
     summary="Update a debtor's profile, keeping history / 更新客户档案",
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[Depends(require("ledger:write"))],
 )
 def update_debtor(debtor_id: DebtorId, body: DebtorPatch, db: DB, by: Actor) -> DebtorOut:
     return DebtorOut.model_validate(service.update_debtor(db, debtor_id, body.changes(), by=by))
@@ -226,12 +306,14 @@ def update_debtor(debtor_id: DebtorId, body: DebtorPatch, db: DB, by: Actor) -> 
     tags=["debtors"],
     summary="Profile and contact changes, newest first / 档案变更记录",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:read"))],
 )
 def debtor_history(
-    debtor_id: DebtorId, q: Annotated[PageQuery, Query()], db: DB
+    debtor_id: DebtorId, q: Annotated[PageQuery, Query()], db: DB, pii: Pii
 ) -> Page[ChangeOut]:
     page = service.debtor_history(db, debtor_id, limit=q.limit, offset=q.offset)
-    return Page.of(page, [ChangeOut.model_validate(r) for r in page.items])
+    pii.seen(db, [debtor_id])
+    return Page.of(page, [pii.change(ChangeOut.model_validate(r)) for r in page.items])
 
 
 @router.post(
@@ -240,6 +322,7 @@ def debtor_history(
     tags=["flags"],
     summary="Set a stop flag / 设置停催标记",
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[Depends(require("ledger:write"))],
 )
 def set_flag(debtor_id: DebtorId, body: FlagIn, db: DB, by: Actor) -> FlagOut:
     return FlagOut.of(service.set_flag(db, debtor_id, body.flag, body.reason, by=by))
@@ -250,6 +333,7 @@ def set_flag(debtor_id: DebtorId, body: FlagIn, db: DB, by: Actor) -> FlagOut:
     tags=["flags"],
     summary="A debtor's flags, set and cleared / 标记列表",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:read"))],
 )
 def list_flags(debtor_id: DebtorId, q: Annotated[FlagQuery, Query()], db: DB) -> Page[FlagOut]:
     page = service.list_flags(db, debtor_id, active=q.active, limit=q.limit, offset=q.offset)
@@ -261,6 +345,7 @@ def list_flags(debtor_id: DebtorId, q: Annotated[FlagQuery, Query()], db: DB) ->
     tags=["flags"],
     summary="Clear a flag / 解除标记",
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[Depends(require("ledger:write"))],
 )
 def clear_flag(flag_id: FlagId, body: FlagClear, db: DB, by: Actor) -> FlagOut:
     return FlagOut.of(service.clear_flag(db, flag_id, body.reason, by=by))
@@ -272,6 +357,7 @@ def clear_flag(flag_id: FlagId, body: FlagClear, db: DB, by: Actor) -> FlagOut:
     tags=["contact points"],
     summary="Add a contact point / 新增联系方式",
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[Depends(require("ledger:write"))],
 )
 def add_contact_point(
     debtor_id: DebtorId, body: ContactPointIn, db: DB, by: Actor
@@ -285,12 +371,14 @@ def add_contact_point(
     tags=["contact points"],
     summary="A debtor's contact points / 联系方式列表",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:read"))],
 )
 def list_contact_points(
-    debtor_id: DebtorId, q: Annotated[PageQuery, Query()], db: DB
+    debtor_id: DebtorId, q: Annotated[PageQuery, Query()], db: DB, pii: Pii
 ) -> Page[ContactPointOut]:
     page = service.list_contact_points(db, debtor_id, limit=q.limit, offset=q.offset)
-    return Page.of(page, [ContactPointOut.model_validate(r) for r in page.items])
+    pii.seen(db, [debtor_id])
+    return Page.of(page, [pii.contact(ContactPointOut.model_validate(r)) for r in page.items])
 
 
 @router.patch(
@@ -298,6 +386,7 @@ def list_contact_points(
     tags=["contact points"],
     summary="Update a contact point, keeping history / 更新联系方式",
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[Depends(require("ledger:write"))],
 )
 def update_contact_point(
     contact_point_id: ContactPointId, body: ContactPointPatch, db: DB, by: Actor
@@ -315,6 +404,7 @@ def update_contact_point(
     tags=["accounts"],
     summary="Open a loan or an invoice / 新建账户",
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[Depends(require("ledger:write"))],
 )
 def create_account(body: AccountIn, db: DB) -> AccountOut:
     return AccountOut.of(service.create_account(db, **body.to_service()))
@@ -324,6 +414,7 @@ def create_account(body: AccountIn, db: DB) -> AccountOut:
     "/accounts",
     tags=["accounts"],
     summary="List accounts by bucket, DPD, status, portfolio, creditor, debtor / 账户列表",
+    dependencies=[Depends(require("ledger:read"))],
 )
 def list_accounts(q: Annotated[AccountQuery, Query()], db: DB) -> Page[AccountOut]:
     page = service.list_accounts(
@@ -346,6 +437,7 @@ def list_accounts(q: Annotated[AccountQuery, Query()], db: DB) -> Page[AccountOu
     tags=["accounts"],
     summary="An account: terms, state, balances / 账户详情",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:read"))],
 )
 def get_account(account_id: AccountId, db: DB) -> AccountOut:
     return AccountOut.of(service.get_account(db, account_id))
@@ -356,6 +448,7 @@ def get_account(account_id: AccountId, db: DB) -> AccountOut:
     tags=["accounts"],
     summary="The account's instalments / 还款计划",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:read"))],
 )
 def get_schedule(account_id: AccountId, db: DB) -> ScheduleOut:
     account = service.get_account(db, account_id)
@@ -368,6 +461,7 @@ def get_schedule(account_id: AccountId, db: DB) -> ScheduleOut:
     tags=["accounts"],
     summary="The account's ledger entries, oldest first / 账户流水",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:read"))],
 )
 def list_ledger(
     account_id: AccountId, q: Annotated[LedgerQuery, Query()], db: DB
@@ -381,6 +475,7 @@ def list_ledger(
     tags=["accounts"],
     summary="Cached balances against balances derived from the ledger / 余额核对",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:read"))],
 )
 def check_balances(account_id: AccountId, db: DB) -> BalanceCheckOut:
     account = service.get_account(db, account_id)
@@ -400,6 +495,7 @@ def check_balances(account_id: AccountId, db: DB) -> BalanceCheckOut:
     tags=["payments"],
     summary="The account's payments, newest first / 还款记录",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:read"))],
 )
 def list_payments(
     account_id: AccountId, q: Annotated[PageQuery, Query()], db: DB
@@ -423,6 +519,7 @@ def list_payments(
         **CONFLICT,
         200: {"model": PaymentOut, "description": "already posted: the first payment"},
     },
+    dependencies=[Depends(require("ledger:write"))],
 )
 def post_payment(body: PaymentIn, response: Response, db: DB) -> PaymentOut:
     payment, created = service.post_payment(db, **body.to_service())
@@ -436,6 +533,7 @@ def post_payment(body: PaymentIn, response: Response, db: DB) -> PaymentOut:
     tags=["payments"],
     summary="Get a payment / 还款",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:read"))],
 )
 def get_payment(payment_id: PaymentId, db: DB) -> PaymentOut:
     return PaymentOut.of(service.get_payment(db, payment_id))
@@ -446,6 +544,7 @@ def get_payment(payment_id: PaymentId, db: DB) -> PaymentOut:
     tags=["payments"],
     summary="Reverse a payment, restoring balances / 冲正",
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[Depends(require("ledger:write"))],
 )
 def reverse_payment(payment_id: PaymentId, body: ReverseIn, db: DB, by: Actor) -> PaymentOut:
     return PaymentOut.of(service.reverse_payment(db, payment_id, body.reason, by=by))

@@ -1084,3 +1084,112 @@ def list_payments(session: Session, account_id: int, *, limit: int = 50, offset:
         limit,
         offset,
     )
+
+
+# --------------------------------------------------------------------------- waivers
+# A waiver (减免) forgives amounts owed: ledger entries of kind "waiver", negative, by component,
+# applied to the account's balances and, for instalment components, to the instalments' paid
+# columns ("paid or forgiven"), oldest instalment first, so balances stay derivable from the
+# ledger and the cycle no longer sees a forgiven instalment as overdue.
+
+
+def _waive(
+    session: Session,
+    account: Account,
+    insts: Mapping[int, Instalment],
+    component: str,
+    amount: int,
+    entry_date: dt.date,
+) -> None:
+    parts: list[tuple[int | None, int]] = []
+    if component in ("principal", "interest", "fee"):
+        left = amount
+        for inst in sorted(insts.values(), key=lambda i: (i.due_date, i.seq)):
+            if left <= 0:
+                break
+            # Interest and fees are owed (in the balance) only once recognised.
+            if component != "principal" and (
+                account.recognised_through is None or inst.due_date > account.recognised_through
+            ):
+                continue
+            outstanding = getattr(inst, f"{component}_due") - getattr(inst, f"{component}_paid")
+            part = min(left, outstanding)
+            if part > 0:
+                parts.append((inst.seq, part))
+                left -= part
+        if left > 0:  # not attributable to an instalment; still off the balance
+            parts.append((None, left))
+    else:
+        parts.append((None, amount))
+    for seq, part in parts:
+        _apply(account, insts, component, seq, part)
+        session.add(
+            LedgerEntry(
+                account_id=account.id,
+                instalment_seq=seq,
+                entry_date=entry_date,
+                kind="waiver",
+                component=component,
+                amount=-part,
+            )
+        )
+
+
+def post_waiver(
+    session: Session,
+    account_id: int,
+    by_component: Mapping[str, int],
+    entry_date: dt.date,
+) -> dict[str, int]:
+    """Forgive amounts by component now (e.g. an approved arrangement's waivers). Refuses,
+    writing nothing, a component unknown, a negative amount or more than its balance.
+    Returns what was waived by component."""
+    account = session.scalar(select(Account).where(Account.id == account_id).with_for_update())
+    if account is None:
+        raise NotFound(f"account {account_id} does not exist")
+    errors: list[FieldError] = []
+    for component, amount in by_component.items():
+        if component not in rules.COMPONENTS:
+            errors.append(FieldError(component, amount, f"one of {', '.join(rules.COMPONENTS)}"))
+        elif amount < 0:
+            errors.append(FieldError(component, amount, "must not be negative"))
+        elif amount > getattr(account, _BALANCE[component]):
+            errors.append(
+                FieldError(
+                    component,
+                    amount,
+                    f"more than the balance of {getattr(account, _BALANCE[component])}",
+                )
+            )
+    if errors:
+        raise Invalid(errors=errors)
+    insts = {i.seq: i for i in instalments_of(session, account.id)}
+    done: dict[str, int] = {}
+    for component in rules.COMPONENTS:
+        amount = by_component.get(component, 0)
+        if amount > 0:
+            _waive(session, account, insts, component, amount, entry_date)
+            done[component] = amount
+    refresh_state(session, account, max(entry_date, account.accrued_through or entry_date))
+    session.flush()
+    return done
+
+
+def waive_remaining(session: Session, account_id: int, entry_date: dt.date) -> dict[str, int]:
+    """Forgive everything the account still owes (a settlement paid in full). Interest and fees
+    of instalments not yet due were never recognised, so they are marked forgiven on the
+    instalment without a ledger entry (there is nothing in the ledger to offset)."""
+    account = session.scalar(select(Account).where(Account.id == account_id).with_for_update())
+    if account is None:
+        raise NotFound(f"account {account_id} does not exist")
+    for inst in instalments_of(session, account.id):
+        if inst.is_paid or (
+            account.recognised_through is not None and inst.due_date <= account.recognised_through
+        ):
+            continue
+        inst.interest_paid, inst.fee_paid = inst.interest_due, inst.fee_due
+        inst.is_paid = inst.principal_paid == inst.principal_due
+    by_component = {c: getattr(account, _BALANCE[c]) for c in rules.COMPONENTS}
+    return post_waiver(
+        session, account_id, {c: a for c, a in by_component.items() if a > 0}, entry_date
+    )

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from recoup.core.errors import FieldError, Invalid
+from recoup.access.deps import require
+from recoup.access.service import Principal, audit
+from recoup.core.errors import FieldError, Forbidden, Invalid
 from recoup.core.settings import Settings, get_settings
 from recoup.cycle import service as cycle_service
 from recoup.ledger import queries, rules
@@ -185,7 +188,16 @@ def bucket_ranges(settings: Settings) -> list[BucketRange]:
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request, session: Session = Depends(get_session)) -> HTMLResponse:
+def overview(
+    request: Request,
+    user: Annotated[Principal, Depends(require("self"))],
+    session: Session = Depends(get_session),
+) -> Response:
+    # Every signed-in user lands here; a collector or an agency goes on to the worklist.
+    if not user.can("ledger:read"):
+        if user.can("workspace:read"):
+            return RedirectResponse("/work", status_code=303)
+        raise Forbidden("the overview needs ledger:read / 无权查看总览")
     settings = get_settings()
     portfolios, totals = queries.portfolio_overview(session, settings.bucket_names)
     runs = cycle_service.list_runs(session, limit=1)
@@ -216,7 +228,9 @@ def _whole(name: str, value: str | None, errors: list[FieldError]) -> int | None
         return None
 
 
-@router.get("/accounts", response_class=HTMLResponse)
+@router.get(
+    "/accounts", response_class=HTMLResponse, dependencies=[Depends(require("ledger:read"))]
+)
 def accounts(
     request: Request,
     portfolio: str | None = None,
@@ -256,9 +270,16 @@ def accounts(
     return render(request, template, context)
 
 
-@router.get("/accounts/{account_id}", response_class=HTMLResponse)
+@router.get(
+    "/accounts/{account_id}",
+    response_class=HTMLResponse,
+)
 def account_page(
-    request: Request, account_id: int, session: Session = Depends(get_session)
+    request: Request,
+    account_id: int,
+    user: Annotated[Principal, Depends(require("ledger:read"))],
+    session: Session = Depends(get_session),
+    unmask: bool = False,
 ) -> HTMLResponse:
     run = cycle_service.last_completed_run(session)
     detail = queries.account_detail(
@@ -266,8 +287,12 @@ def account_page(
         account_id,
         cycle=(run.as_of, run.started_at) if run is not None else None,
     )
+    # Personal data is masked unless asked for by a role that may see it; that view is kept.
+    unmasked = unmask and user.can("pii:unmask")
+    if unmasked:
+        audit(session, user, "view_unmasked", "debtor", detail.debtor.id, account_id=account_id)
     return render(
         request,
         "ledger/account.html",
-        {"d": detail, "components": BALANCE_ORDER},
+        {"d": detail, "components": BALANCE_ORDER, "unmasked": unmasked},
     )

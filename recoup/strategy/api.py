@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
+from recoup.access.deps import require
 from recoup.ledger.schemas import INVALID, NOT_FOUND, STORABLE, Page
 from recoup.strategy import service
 from recoup.strategy.models import StrategyAssignment, StrategyVersion
@@ -56,6 +57,7 @@ def _assignment(portfolio: str, a: StrategyAssignment) -> AssignmentOut:
     "/strategies",
     status_code=status.HTTP_201_CREATED,
     summary="Load a strategy file as a new version / 载入策略",
+    dependencies=[Depends(require("strategy:write"))],
 )
 def load_strategy(body: StrategySourceIn, response: Response, db: DB) -> StrategyVersionOut:
     version, new = service.load(db, body.source, body.by)
@@ -64,7 +66,11 @@ def load_strategy(body: StrategySourceIn, response: Response, db: DB) -> Strateg
     return _version(version, new)
 
 
-@router.get("/strategies", summary="Strategy versions / 策略版本")
+@router.get(
+    "/strategies",
+    summary="Strategy versions / 策略版本",
+    dependencies=[Depends(require("strategy:read"))],
+)
 def list_strategies(db: DB) -> list[StrategyVersionOut]:
     return [_version(v) for _, v in service.list_versions(db)]
 
@@ -73,6 +79,7 @@ def list_strategies(db: DB) -> list[StrategyVersionOut]:
     "/strategies/{strategy_code}/versions/{version}",
     summary="One strategy version / 策略版本",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("strategy:read"))],
 )
 def get_version(
     strategy_code: Code, version: Annotated[int, Path(ge=1, le=1_000_000)], db: DB
@@ -80,7 +87,11 @@ def get_version(
     return _version(service.find_version(db, strategy_code, version))
 
 
-@router.post("/strategies/check", summary="Lint a strategy file / 策略检查")
+@router.post(
+    "/strategies/check",
+    summary="Lint a strategy file / 策略检查",
+    dependencies=[Depends(require("strategy:read"))],
+)
 def check_strategy(body: StrategySourceIn, db: DB) -> list[FindingOut]:
     from recoup.strategy import lint
 
@@ -91,6 +102,7 @@ def check_strategy(body: StrategySourceIn, db: DB) -> list[FindingOut]:
     "/portfolios/{portfolio_code}/strategy",
     summary="Put strategy versions in force (champion/challenger) / 策略生效",
     responses=NOT_FOUND,
+    dependencies=[Depends(require("strategy:write"))],
 )
 def activate(portfolio_code: PortfolioCode, body: ArmsIn, db: DB) -> AssignmentOut:
     specs = [service.ArmSpec.parse(a, i) for i, a in enumerate(body.arms)]
@@ -98,12 +110,20 @@ def activate(portfolio_code: PortfolioCode, body: ArmsIn, db: DB) -> AssignmentO
     return _assignment(portfolio_code, row)
 
 
-@router.get("/strategy-assignments", summary="Strategies in force per portfolio / 生效策略")
+@router.get(
+    "/strategy-assignments",
+    summary="Strategies in force per portfolio / 生效策略",
+    dependencies=[Depends(require("strategy:read"))],
+)
 def list_assignments(db: DB) -> list[AssignmentOut]:
     return [_assignment(code, a) for code, a in service.assignments(db)]
 
 
-@router.get("/actions", summary="Planned actions / 计划催收动作")
+@router.get(
+    "/actions",
+    summary="Planned actions / 计划催收动作",
+    dependencies=[Depends(require("strategy:read"))],
+)
 def list_actions(q: Annotated[ActionQuery, Query()], db: DB) -> Page[ActionOut]:
     rows, total = service.list_actions(
         db,

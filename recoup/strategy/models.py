@@ -16,10 +16,14 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recoup.core.db import Base, UtcDateTime, utcnow
+
+# Planned actions that are work for a person (the worklist's share of planned_action).
+HUMAN_WORK = "status = 'planned' AND action_type IN ('call_task', 'field_visit')"
 
 
 class Strategy(Base):
@@ -99,4 +103,12 @@ class PlannedAction(Base):
         Index("ix_planned_action_status_account", "status", "account_id"),
         # The guard and the stage transitions read the day's actions per range of account ids.
         Index("ix_planned_action_cycle_account", "cycle_date", "account_id"),
+        # The worklist reads each collector's calls and visits due, per account.
+        Index(
+            "ix_planned_action_human_due",
+            "account_id",
+            "scheduled_at",
+            postgresql_where=text(HUMAN_WORK),
+            sqlite_where=text(HUMAN_WORK),
+        ),
     )

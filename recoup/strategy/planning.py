@@ -389,7 +389,7 @@ def plan_partition(
             WHERE a.id IN (SELECT c.id FROM cyc c WHERE c.dpd > 0
                            UNION SELECT u.id FROM pdue u)
               AND a.id >= :lo AND a.id < :hi AND a.portfolio_id IN ({portfolios})
-              AND a.status NOT IN ('settled', 'written_off')"""
+              AND a.status NOT IN ('settled', 'written_off', 'in_arrangement')"""
     conn.execute(text(q.temp("pacc", body)), params)
     conn.execute(text("CREATE INDEX ix_pacc_id ON pacc (id)"))
     for name in ("pacc", "pdue"):

@@ -6,14 +6,16 @@ import logging
 import math
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recoup import __version__
+from recoup.access.deps import SignInRequired
 from recoup.core.db import get_engine
 from recoup.core.errors import DomainError, Invalid
 from recoup.web.pages import is_page_request, render_error
@@ -59,6 +61,9 @@ def install_error_handlers(app: FastAPI) -> None:
     # Pages get an error page in the reader's language; the API keeps problem-details JSON.
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
+        if is_page_request(request) and isinstance(exc, SignInRequired):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
         if is_page_request(request):
             fields = (
                 [(e.field, str(e.value)) for e in exc.errors] if isinstance(exc, Invalid) else []
@@ -96,14 +101,21 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
+    from recoup.access.api import router as access_api
+    from recoup.access.views import router as access_views
+    from recoup.arrangements.api import router as arrangements_api
     from recoup.channels.api import router as channels_api
     from recoup.channels.views import router as channels_views
     from recoup.compliance.api import router as compliance_api
+    from recoup.contacts.api import router as contacts_api
     from recoup.cycle.api import router as cycle_api
     from recoup.ledger.api import router as ledger_api
     from recoup.ledger.views import router as ledger_views
+    from recoup.promises.api import router as promises_api
     from recoup.strategy.api import router as strategy_api
     from recoup.web.pages import mount_static
+    from recoup.workspace.api import router as workspace_api
+    from recoup.workspace.views import router as workspace_views
 
     app = FastAPI(
         title="Recoup",
@@ -117,7 +129,28 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(strategy_api, prefix="/api/v1")
     app.include_router(compliance_api, prefix="/api/v1")
     app.include_router(channels_api, prefix="/api/v1")
+    app.include_router(access_api, prefix="/api/v1")
+    app.include_router(workspace_api, prefix="/api/v1")
+    app.include_router(contacts_api, prefix="/api/v1")
+    app.include_router(promises_api, prefix="/api/v1")
+    app.include_router(arrangements_api, prefix="/api/v1")
+    app.include_router(access_views)
+    app.include_router(workspace_views)
     app.include_router(ledger_views)
     app.include_router(channels_views)
     mount_static(app)
     return app
+
+
+def route_table(app: FastAPI) -> list[tuple[str, str, Any]]:
+    """Every (method, full path, route) the app answers, routers included; the route is the
+    APIRoute as declared (its `dependant` holds the permission it requires)."""
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    table = []
+    for ctx in iter_route_contexts(app.routes):
+        route = ctx.original_route
+        if isinstance(route, APIRoute) and ctx.path is not None:
+            for method in sorted(ctx.methods or ()):
+                table.append((method.lower(), ctx.path, route))
+    return table

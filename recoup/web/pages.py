@@ -27,6 +27,7 @@ from jinja2 import (
 )
 
 from recoup import __version__
+from recoup.access import rules as access_rules
 from recoup.core.money import to_major
 from recoup.core.settings import get_settings
 from recoup.web import i18n
@@ -95,6 +96,8 @@ def environment(lang: str) -> Environment:
         label=label,
     )
     env.filters["major"] = major
+    # Personal data on pages is masked unless the page was asked for unmasked (and audited).
+    env.globals["mask"] = access_rules.mask_value
     env.globals.update(
         url_with=url_with,
         lang=lang,

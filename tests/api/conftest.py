@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from recoup.web.app import create_app
+from tests.auth import make_user
 
 PREFIX = "/api/v1"
 _seq = itertools.count(1)
@@ -18,8 +19,9 @@ _seq = itertools.count(1)
 class Api:
     """A TestClient with builders of valid data; each returns the created resource's JSON."""
 
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: TestClient, engine: Engine | None = None) -> None:
         self.client = client
+        self.engine = engine
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.client.get(PREFIX + path, **kw)
@@ -99,12 +101,14 @@ class Api:
 
 @pytest.fixture
 def client(engine: Engine) -> TestClient:
-    return TestClient(create_app(engine))
+    client = TestClient(create_app(engine))
+    client.headers.update(make_user(engine, "admin").headers)
+    return client
 
 
 @pytest.fixture
-def api(client: TestClient) -> Api:
-    return Api(client)
+def api(client: TestClient, engine: Engine) -> Api:
+    return Api(client, engine)
 
 
 def field_names(response: Any) -> list[str]:

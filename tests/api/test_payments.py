@@ -7,6 +7,7 @@ from typing import Any
 
 from recoup.cycle.service import run_cycle
 from tests.api.conftest import Api, field_names
+from tests.auth import make_user
 
 
 def _snapshot(api: Api, account: Any) -> tuple[Any, Any, int, list[Any]]:
@@ -100,7 +101,7 @@ def test_reversal_restores_balances(api: Api, engine: Any) -> None:
         api.post(
             f"/payments/{payment['id']}/reverse",
             {"reason": "bounced / 退票"},
-            headers={"X-Recoup-User": "ops"},
+            headers=make_user(api.engine, "admin", username="ops").headers,
         )
     )
     assert reversed_["status"] == "reversed" and reversed_["reversed_at"] is not None

@@ -10,29 +10,26 @@ a missing required field, and the whole body (invalid JSON, wrong JSON types).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import httpx
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from recoup.channels import api as channels_api
 from recoup.channels.adapters import sms
 from recoup.channels.catalog import catalog
-from recoup.compliance import api as compliance_api
 from recoup.core.db import make_engine
 from recoup.core.settings import Settings, get_settings
-from recoup.cycle import api as cycle_api
-from recoup.ledger import api as ledger_api
-from recoup.strategy import api as strategy_api
 from recoup.strategy import service as strategy_service
-from recoup.web.app import create_app
+from recoup.web.app import create_app, route_table
 from tests.api.conftest import PREFIX, Api
+from tests.auth import make_user
 
 _refs = itertools.count(1)
 
@@ -115,7 +112,60 @@ def _seed(api: Api) -> dict[str, Any]:
         ),
         201,
     )
+    # A user and token of their own for the fuzzer to change and revoke (not the admin's).
+    victim = api.ok(
+        api.post(
+            "/users", {"username": "victim", "password": "victim-password-1", "role": "collector"}
+        ),
+        201,
+    )
+    victim_token = api.ok(api.post(f"/users/{victim['id']}/tokens", {"name": "t"}), 201)
+    # The workspace: a team and a rule, a task, a logged call, a promise and an arrangement.
+    team = api.ok(api.post("/teams", {"code": "T-ROBUST", "name": "t"}), 201)
+    rule = api.ok(api.post("/assignment-rules", {"name": "robust", "team_id": team["id"]}), 201)
+    task = api.ok(
+        api.post(
+            "/tasks",
+            {"account_id": loan["id"], "kind": "callback", "due_at": "2026-12-01T10:00:00+08:00"},
+        ),
+        201,
+    )
+    # The seeded debtor is flagged vulnerable, which stops contact: the call is to another.
+    reachable = api.loan(pf, api.debtor(), start_date="2025-12-15")
+    call = api.post(
+        f"/accounts/{reachable['id']}/contacts",
+        {"channel": "call", "outcome": "no_answer", "at": _yesterday_at_ten()},
+    )
+    assert call.status_code == 201, call.text
+    interaction_id = call.json()["contact"]["id"]
+    upload = api.client.post(
+        f"{PREFIX}/interactions/{interaction_id}/attachments",
+        files={"file": ("call.mp3", b"ID3 not really audio", "audio/mpeg")},
+    )
+    attachment = api.ok(upload, 201)
+    promise = api.ok(
+        api.post(f"/accounts/{loan['id']}/promises", {"amount_minor": 100, "due_date": _soon()}),
+        201,
+    )
+    arrangement = api.ok(
+        api.post(
+            f"/accounts/{loan['id']}/arrangements",
+            {"kind": "waiver", "waivers": {"late_fee_minor": 1}, "reason": "r"},
+        ),
+        201,
+    )
     return {
+        "team_id": team["id"],
+        "rule_id": rule["id"],
+        "task_id": task["id"],
+        "interaction_id": interaction_id,
+        "attachment_id": attachment["id"],
+        "promise_id": promise["id"],
+        "arrangement_id": arrangement["id"],
+        "stage": "early",
+        "reason": "general",
+        "user_id": victim["id"],
+        "token_id": victim_token["id"],
         "strategy_code": "default",
         "version": 1,
         "portfolio_code": pf["code"],
@@ -135,6 +185,19 @@ def _seed(api: Api) -> dict[str, Any]:
         "portfolio": pf["code"],
         "message_id": message["id"],
     }
+
+
+def _soon() -> str:
+    """A date a promise may be made for: two days after today in the business zone."""
+    zone = ZoneInfo(get_settings().business_timezone)
+    return (dt.datetime.now(zone).date() + dt.timedelta(days=2)).isoformat()
+
+
+def _yesterday_at_ten() -> str:
+    """Inside every contact window: yesterday 10:00 in Beijing."""
+    zone = ZoneInfo("Asia/Shanghai")
+    day = dt.datetime.now(zone).date() - dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(10), tzinfo=zone).isoformat()
 
 
 def _ref(prefix: str) -> str:
@@ -309,6 +372,97 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
         "at": "2026-03-02T10:00:00+08:00",
         "key": _ref("K"),
     },
+    ("post", "/auth/token"): lambda s: {
+        "username": "victim",
+        "password": "wrong-password-1",
+        "name": "api",
+        "expires_days": None,
+    },
+    ("post", "/auth/tokens"): lambda s: {"name": "t", "expires_days": 30},
+    ("post", "/teams"): lambda s: {"code": _ref("T"), "name": "n", "kind": "internal"},
+    ("post", "/users"): lambda s: {
+        "username": _ref("u"),
+        "password": "a-long-password-1",
+        "role": "collector",
+        "display_name": None,
+        "team_id": None,
+        "language": "zh-CN",
+        "languages": ["zh-CN"],
+        "skills": [],
+        "regions": [],
+        "max_load": None,
+    },
+    ("patch", "/users/{user_id}"): lambda s: {"display_name": "x", "skills": ["b2b"]},
+    ("post", "/users/{user_id}/tokens"): lambda s: {"name": "t", "expires_days": None},
+    ("post", "/tasks"): lambda s: {
+        "account_id": s["account_id"],
+        "kind": "callback",
+        "due_at": "2026-12-01T10:00:00+08:00",
+        "user_id": None,
+        "note": "n",
+    },
+    ("post", "/tasks/{task_id}/done"): lambda s: {"status": "done"},
+    ("post", "/assignment-rules"): lambda s: {
+        "name": _ref("rule"),
+        "priority": 5,
+        "stages": ["early"],
+        "buckets": ["M1"],
+        "portfolio_ids": [s["portfolio_id"]],
+        "regions": [],
+        "languages": ["zh-CN"],
+        "min_overdue": None,
+        "skill": None,
+        "match_language": False,
+        "match_region": False,
+        "team_id": s["team_id"],
+        "is_active": True,
+    },
+    ("put", "/assignment-rules/{rule_id}"): lambda s: {"priority": 7, "stages": ["early"]},
+    ("post", "/assignment/run"): lambda s: {"as_of": "2026-03-01"},
+    ("post", "/assignments"): lambda s: {
+        "account_ids": [s["account_id"]],
+        "user_id": None,
+        "team_id": s["team_id"],
+        "note": "n",
+    },
+    ("post", "/accounts/{account_id}/contacts"): lambda s: {
+        "channel": "call",
+        "party": "self",
+        "contact_point_id": None,
+        "outcome": "no_answer",
+        "reason_code": None,
+        "willingness": 3,
+        "ability": 3,
+        "notes": "n",
+        "duration_seconds": 30,
+        "at": _yesterday_at_ten(),
+        "collectors": 1,
+        "promise": None,
+        "callback_at": None,
+    },
+    ("put", "/scripts/{stage}/{reason}/{language}"): lambda s: {
+        "title": "t",
+        "steps": [{"id": "confirm_identity", "title": "t", "say": ["您好"], "tips": []}],
+    },
+    ("post", "/accounts/{account_id}/promises"): lambda s: {
+        "amount_minor": 100,
+        "currency": None,
+        "due_date": _soon(),
+        "channel": None,
+        "interaction_id": None,
+        "note": None,
+    },
+    ("post", "/promises/{promise_id}/cancel"): lambda s: {"reason": "r"},
+    ("post", "/accounts/{account_id}/arrangements"): lambda s: {
+        "kind": "waiver",
+        "waivers": {"late_fee_minor": 1, "penalty_minor": 0},
+        "instalments": [],
+        "total_amount_minor": 0,
+        "reason": "r",
+    },
+    ("post", "/arrangements/{arrangement_id}/approve"): lambda s: {"note": "n"},
+    ("post", "/arrangements/{arrangement_id}/reject"): lambda s: {"note": "n"},
+    ("post", "/arrangements/{arrangement_id}/cancel"): lambda s: {"note": "n"},
     # The webhooks read the raw body (their signature covers it); unsigned here, so refused.
     ("post", "/channels/sms/receipts"): lambda s: {
         "id": "sms-00000001",
@@ -337,19 +491,7 @@ def _operations() -> list[tuple[str, str, dict[str, Any]]]:
         for method, op in item.items()
     ]
     # Every route of the API routers is in the document (none hidden from it).
-    routes = {
-        (m.lower(), PREFIX + r.path)
-        for router in (
-            ledger_api.router,
-            cycle_api.router,
-            strategy_api.router,
-            compliance_api.router,
-            channels_api.router,
-        )
-        for r in router.routes
-        if isinstance(r, APIRoute)
-        for m in r.methods
-    }
+    routes = {(m, p) for m, p, _ in route_table(app) if p.startswith(PREFIX) and m != "head"}
     assert routes == {(m, p) for m, p, _ in ops}
     return ops
 
@@ -420,19 +562,24 @@ def _signature(raw: bytes | None) -> dict[str, str]:
 
 
 def test_garbage_never_breaks_the_server(engine: Any) -> None:
-    seed = _seed(Api(TestClient(create_app(engine))))
+    admin = make_user(engine, "admin")
+    seeding = TestClient(create_app(engine))
+    seeding.headers.update(admin.headers)
+    seed = _seed(Api(seeding))
     app = create_app(engine)
     app.dependency_overrides[get_settings] = lambda: Settings(sms_gateway_secret=GATEWAY_SECRET)
-    failures = asyncio.run(_fuzz(app, seed))
+    failures = asyncio.run(_fuzz(app, seed, admin.headers))
     assert not failures, f"{len(failures)} bad answers:\n" + "\n".join(failures[:40])
 
 
-async def _fuzz(app: Any, seed: dict[str, Any]) -> list[str]:
+async def _fuzz(app: Any, seed: dict[str, Any], auth: dict[str, str]) -> list[str]:
     # Straight to the ASGI app in one event loop: a TestClient costs a thread hop per request,
     # which would triple the time of these few thousand requests.
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     failures: list[str] = []
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=auth
+    ) as client:
         for method, path, op in OPERATIONS:
             for label, target, raw, headers in _requests(method, path, op, seed):
                 if raw is not None:

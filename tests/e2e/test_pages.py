@@ -21,6 +21,7 @@ from recoup.cycle.service import run_cycle
 from recoup.ledger import service
 from recoup.web.app import create_app
 from tests import factories as f
+from tests.auth import PASSWORD, make_user
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -78,6 +79,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             f.loan(s, pf, start_date=dt.date(2026, 4, 20))
         late_ref = late.external_ref
     run_cycle(engine, AS_OF)
+    make_user(engine, "admin", username="boss")
 
     port = _free_port()
     server = uvicorn.Server(
@@ -94,6 +96,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     server.should_exit = True
     thread.join(timeout=10)
     engine.dispose()
+
+
+def sign_in(page: object, url: str, username: str) -> None:
+    """Through the sign-in page, as a person would."""
+    page.goto(url + "/login")  # type: ignore[attr-defined]
+    page.fill("input[name=username]", username)  # type: ignore[attr-defined]
+    page.fill("input[name=password]", PASSWORD)  # type: ignore[attr-defined]
+    page.locator("form[action='/login'] button[type=submit]").click()  # type: ignore[attr-defined]
+    page.wait_for_url(lambda u: "/login" not in u)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -120,6 +131,7 @@ def test_overview_to_account_schedule(site: Site, shots: Path) -> None:
             lambda req: foreign.append(req.url) if not req.url.startswith(site.url) else None,
         )
         try:
+            sign_in(page, site.url, "boss")
             # A Chinese browser gets the Chinese overview, chart drawn from the local ECharts.
             page.goto(site.url + "/")
             expect(page.locator("h1")).to_have_text("资产包总览")

@@ -18,6 +18,7 @@ from recoup.ledger.models import Account, Portfolio
 from recoup.web.app import create_app
 from recoup.web.i18n import Formats
 from tests import factories as f
+from tests.auth import make_user
 from tests.web.htmltext import body_rows, rows, section, text
 
 AS_OF = dt.date(2026, 5, 1)
@@ -74,6 +75,7 @@ def book(engine: Engine) -> Book:
 @pytest.fixture
 def client(engine: Engine, book: Book):
     with TestClient(create_app(engine)) as c:
+        c.headers.update(make_user(engine, "admin").headers)
         yield c
 
 
@@ -182,6 +184,7 @@ def test_overview_chart_gets_exact_decimal_amounts(client, book, engine):
 
 def test_overview_before_any_cycle_and_without_data(engine):
     with TestClient(create_app(engine)) as c:
+        c.headers.update(make_user(engine, "admin").headers)
         body = text(c.get("/?lang=en").text)
     assert "The daily cycle has not run yet" in body
     assert "There are no portfolios yet" in body
@@ -264,6 +267,7 @@ def test_account_list_pages_by_50(engine):
         for _ in range(52):
             f.invoice(s, pf)
     with TestClient(create_app(engine)) as c:
+        c.headers.update(make_user(engine, "admin").headers)
         first = c.get("/accounts?lang=en").text
         assert "52 accounts" in text(first)
         assert len(body_rows(first)) == 50
@@ -350,16 +354,30 @@ def test_account_page_shows_payments(client, book, engine):
     assert "No payments yet." in text(section(late, "payments"))
 
 
+def test_personal_data_is_shown_when_asked_for_and_the_view_is_recorded(client, book, engine):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from recoup.access.models import AuditLog
+
+    page = client.get(f"/accounts/{book.late}?lang=en&unmask=1").text
+    assert "ID number 110101199001011234" in text(section(page, "debtor"))
+    assert body_rows(section(page, "contacts"))[0][1] == "13800138000"
+    with Session(engine) as s:
+        entry = s.scalar(select(AuditLog).where(AuditLog.action == "view_unmasked"))
+        assert entry is not None and entry.account_id == book.late
+
+
 def test_account_page_shows_debtor_contacts_flags_and_history(client, book):
     page = client.get(f"/accounts/{book.late}?lang=en").text
     debtor = text(section(page, "debtor"))
     assert "Name 李四" in debtor
-    assert "ID number 110101199001011234" in debtor
+    assert "ID number 110101********1234" in debtor  # masked until asked for
     assert "Employer 华为技术有限公司" in debtor
     assert "Time zone Asia/Shanghai" in debtor
     contacts = body_rows(section(page, "contacts"))
-    assert contacts[0] == ["Phone", "13800138000", "Self", "Yes", "Yes", "No"]
-    assert contacts[1] == ["Phone", "13900139000", "Emergency contact · 王五", "No", "No", "No"]
+    assert contacts[0] == ["Phone", "138****8000", "Self", "Yes", "Yes", "No"]
+    assert contacts[1] == ["Phone", "139****9000", "Emergency contact · 王五", "No", "No", "No"]
     flags = body_rows(section(page, "flags"))
     assert flags[0][:3] == ["Dispute", "客户称金额有误", "collector.liu"]
     history = body_rows(section(page, "history"))

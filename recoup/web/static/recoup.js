@@ -50,6 +50,34 @@
     });
   }
 
+  // The worklist from the keyboard: j / k move, Enter opens, n opens the next account (on the
+  // worklist and on an account page). Keys typed into a field are left alone.
+  function typing(target) {
+    return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    var rows = Array.from(document.querySelectorAll("#worklist tbody tr[data-href]"));
+    var current = rows.findIndex(function (r) { return r.classList.contains("selected"); });
+    if ((event.key === "j" || event.key === "k") && rows.length) {
+      var next = Math.min(rows.length - 1, Math.max(0, current + (event.key === "j" ? 1 : -1)));
+      rows.forEach(function (r) { r.classList.remove("selected"); });
+      rows[next].classList.add("selected");
+      rows[next].scrollIntoView({ block: "nearest" });
+      event.preventDefault();
+    } else if (event.key === "Enter" && rows.length && current >= 0) {
+      window.location.href = rows[current].dataset.href;
+      event.preventDefault();
+    } else if (event.key === "n") {
+      var link = document.getElementById("next-account");
+      if (link) { window.location.href = link.getAttribute("href"); event.preventDefault(); }
+    }
+  });
+  document.addEventListener("click", function (event) {
+    var row = event.target.closest && event.target.closest("#worklist tbody tr[data-href]");
+    if (row && !event.target.closest("a")) window.location.href = row.dataset.href;
+  });
+
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
   document.addEventListener("htmx:afterSettle", function (event) { drawCharts(event.target); });
 })();
