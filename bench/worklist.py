@@ -42,6 +42,7 @@ from bench.common import fresh_database, machine, save_copy
 from bench.cycle import AS_OF, build
 from recoup.access import service as access
 from recoup.access.service import SYSTEM
+from recoup.core.clock import business_today
 from recoup.core.db import utcnow
 from recoup.cycle import service as cycle
 from recoup.ledger.models import Account
@@ -183,7 +184,7 @@ def make_collectors(engine: Engine, collectors: int, teams: int) -> tuple[list[i
 
 def add_work(engine: Engine, now: dt.datetime) -> None:
     """Promises due today for 1 in 20 assigned accounts, callbacks for 1 in 25."""
-    today = workspace.business_today(now)
+    today = business_today(now)
     due = now - dt.timedelta(minutes=30)
     with engine.begin() as conn:
         p = conn.execute(

@@ -12,6 +12,7 @@ from recoup.access.deps import require
 from recoup.access.service import Principal
 from recoup.arrangements import service
 from recoup.arrangements.schemas import ArrangementIn, ArrangementOut, DecisionIn
+from recoup.core.clock import business_today
 from recoup.ledger.schemas import CONFLICT, INVALID, MAX_ID, NOT_FOUND
 from recoup.web.deps import get_session
 
@@ -36,7 +37,7 @@ def _out(db: Session, arr: service.Arrangement) -> ArrangementOut:
     responses={**NOT_FOUND, **CONFLICT},
 )
 def propose(account_id: AccountId, body: ArrangementIn, user: Writer, db: DB) -> ArrangementOut:
-    arr = service.propose(db, user, account_id, today=service.business_today(), **body.to_service())
+    arr = service.propose(db, user, account_id, today=business_today(), **body.to_service())
     return _out(db, arr)
 
 
@@ -74,7 +75,7 @@ def get_arrangement(arrangement_id: ArrangementId, user: Reader, db: DB) -> Arra
 def approve(
     arrangement_id: ArrangementId, body: DecisionIn, user: Approver, db: DB
 ) -> ArrangementOut:
-    arr = service.approve(db, user, arrangement_id, body.note, service.business_today())
+    arr = service.approve(db, user, arrangement_id, body.note, business_today())
     return _out(db, arr)
 
 
@@ -95,5 +96,5 @@ def reject(
     responses={**NOT_FOUND, **CONFLICT},
 )
 def cancel(arrangement_id: ArrangementId, body: DecisionIn, user: Writer, db: DB) -> ArrangementOut:
-    arr = service.cancel(db, user, arrangement_id, body.note, service.business_today())
+    arr = service.cancel(db, user, arrangement_id, body.note, business_today())
     return _out(db, arr)

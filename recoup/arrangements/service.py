@@ -36,12 +36,6 @@ from recoup.workspace.service import check_account_access, scope_clause
 _BASIS_KEYS = (*rules.WAIVABLE, "overdue_amount")
 
 
-def business_today(settings: Settings | None = None) -> dt.date:
-    """Today in the business time zone: the date an arrangement is proposed or decided on."""
-    settings = settings or get_settings()
-    return dt.datetime.now(ZoneInfo(settings.business_timezone)).date()
-
-
 def _balances(account: Account) -> dict[str, int]:
     return {
         "late_fee": account.late_fee_balance,

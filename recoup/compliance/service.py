@@ -363,6 +363,45 @@ def _count(session: Session, *conds: Any) -> int:
     return int(session.scalar(select(func.count(ContactEvent.id)).where(*conds)) or 0)
 
 
+# The debtor counts as unreachable (so that a contact person may be asked where to find them,
+# NIFA 2018 / CBA 2026: 联系人仅在无法联系债务人时) when none of the debtor's own phones can be
+# used, or when the last UNREACHABLE_DAYS days saw at least UNREACHABLE_ATTEMPTS calls to the
+# debtor and not one of them answered.
+UNREACHABLE_DAYS = 14
+UNREACHABLE_ATTEMPTS = 3
+
+
+def _debtor_unreachable(session: Session, debtor_id: int, at: dt.datetime) -> bool:
+    usable_phones = _count_points(session, debtor_id)
+    if usable_phones == 0:
+        return True
+    since = at - dt.timedelta(days=UNREACHABLE_DAYS)
+    to_debtor = (
+        ContactEvent.debtor_id == debtor_id,
+        ContactEvent.party == "self",
+        ContactEvent.at > since,
+        ContactEvent.at <= at,
+    )
+    calls = _count(session, *to_debtor, ContactEvent.channel.in_(("call", "voice")))
+    answered = _count(session, *to_debtor, ContactEvent.connected.is_(True))
+    return calls >= UNREACHABLE_ATTEMPTS and answered == 0
+
+
+def _count_points(session: Session, debtor_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count(ContactPoint.id)).where(
+                ContactPoint.debtor_id == debtor_id,
+                ContactPoint.owner == "self",
+                ContactPoint.kind == "phone",
+                ContactPoint.is_active.is_(True),
+                ContactPoint.do_not_contact.is_(False),
+            )
+        )
+        or 0
+    )
+
+
 def contact_facts(session: Session, c: ContactCheck) -> tuple[rules.Contact, Account, str]:
     """The scalar guard's facts for one proposed contact, read from the database."""
     if c.at.tzinfo is None:
@@ -400,16 +439,17 @@ def contact_facts(session: Session, c: ContactCheck) -> tuple[rules.Contact, Acc
     first = session.scalar(
         select(func.min(ContactEvent.at)).where(ContactEvent.account_id == account.id)
     )
+    party = point.owner if point is not None else "self"
     contact = rules.Contact(
         channel=c.channel,
         at=c.at,
         zones=(debtor.timezone,),
-        party=point.owner if point is not None else "self",
+        party=party,
         purpose=c.purpose,
         flags=flags,
         do_not_contact=bool(point is not None and (point.do_not_contact or not point.is_active)),
         night_consent=False,
-        debtor_unreachable=False,
+        debtor_unreachable=party != "self" and _debtor_unreachable(session, debtor.id, c.at),
         call_attempts_debt_7d=_count(
             session,
             ContactEvent.account_id == account.id,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from recoup.access.deps import require
 from recoup.access.service import Principal
+from recoup.core.clock import business_today
 from recoup.ledger.schemas import CONFLICT, INVALID, MAX_ID, NOT_FOUND, Page, problem_response
 from recoup.promises import service
 from recoup.promises.schemas import (
@@ -54,7 +55,7 @@ def create_promise(account_id: AccountId, body: PromiseIn, user: Writer, db: DB)
         body.amount_minor,
         body.due_date,
         body.channel,
-        today=service.business_today(),
+        today=business_today(),
         interaction_id=body.interaction_id,
         note=body.note,
         currency=body.currency,

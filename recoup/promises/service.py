@@ -31,12 +31,6 @@ from recoup.workspace.service import check_account_access, scope_clause
 CHECK_KEYS = ("promises_kept", "promises_partly_kept", "promises_broken")
 
 
-def business_today(settings: Settings | None = None) -> dt.date:
-    """Today's date where the business is (the date a promise is made on)."""
-    settings = settings or get_settings()
-    return dt.datetime.now(zoneinfo.ZoneInfo(settings.business_timezone)).date()
-
-
 # --------------------------------------------------------------------------- taking promises
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from recoup.access.deps import require
 from recoup.access.service import Principal, audit
+from recoup.core.clock import business_today
 from recoup.core.db import utcnow
 from recoup.ledger.schemas import MAX_ID, MAX_MINOR, MAX_OFFSET, STORABLE
 from recoup.web.deps import get_session
@@ -163,7 +164,7 @@ def update_rule(db: DB, user: Manager, rule_id: IdPath, body: RulePatch) -> Rule
 @router.post("/assignment/run", response_model=RunOut)
 def run_assignment(db: DB, user: Manager, body: RunIn | None = None) -> RunOut:
     """Assign the worked accounts by the rules now (the worker does it after each cycle)."""
-    as_of = (body.as_of if body else None) or service.business_today(utcnow())
+    as_of = (body.as_of if body else None) or business_today(utcnow())
     counts = service.run_assignment(db, as_of, by=user.username)
     audit(db, user, "run", "assignment", as_of.isoformat(), detail=counts)
     return RunOut(as_of=as_of, counts=counts)

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from recoup.core.clock import business_today
 from recoup.core.db import get_engine
 from recoup.core.errors import DomainError
 from recoup.workspace import service
@@ -45,7 +46,7 @@ def run(
     t0 = time.perf_counter()
     try:
         with Session(engine) as session, session.begin():
-            day = day or service.business_today(dt.datetime.now(dt.UTC))
+            day = day or business_today(dt.datetime.now(dt.UTC))
             counts = service.run_assignment(session, day, by="cli")
     except DomainError as exc:
         console.print(f"[red]{exc.title}[/red]: {exc.detail}")

@@ -680,11 +680,6 @@ def _day_bounds(now: dt.datetime) -> tuple[dt.date, dt.datetime, dt.datetime]:
     return local.date(), start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
-def business_today(now: dt.datetime) -> dt.date:
-    """Today's business date (settings.business_timezone) at the instant `now`."""
-    return _day_bounds(now)[0]
-
-
 def _queue_of(
     session: Session, principal: Principal, user_id: int | None, team_id: int | None
 ) -> tuple[int | None, int | None, bool]:

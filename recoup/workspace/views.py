@@ -19,6 +19,7 @@ from recoup.arrangements import service as arrangements
 from recoup.channels import outbox_admin
 from recoup.contacts import service as contacts
 from recoup.contacts.schemas import ContactIn
+from recoup.core.clock import business_today
 from recoup.core.db import utcnow
 from recoup.core.errors import DomainError, FieldError, Invalid
 from recoup.core.money import to_minor
@@ -400,7 +401,7 @@ async def propose_waiver(request: Request, account_id: int, db: DB, user: Writer
                 [],
                 0,
                 _form_value(form, "reason"),
-                arrangements.business_today(),
+                business_today(),
             )
     except DomainError as exc:
         return _rerender(request, db, user, account_id, form, _errors_of(exc), exc.status)
@@ -434,7 +435,7 @@ async def decide(
     try:
         with db.begin_nested():
             if decision == "approve":
-                arrangements.approve(db, user, arrangement_id, note, arrangements.business_today())
+                arrangements.approve(db, user, arrangement_id, note, business_today())
             elif decision == "reject":
                 arrangements.reject(db, user, arrangement_id, note)
             else:

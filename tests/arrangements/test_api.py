@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import Engine
 
-from recoup.arrangements import service
+from recoup.core.clock import business_today
 from recoup.core.db import transaction
 from recoup.cycle.service import run_cycle
 from recoup.web.app import create_app
@@ -24,7 +24,7 @@ def test_propose_queue_approve_and_a_collector_is_refused_the_queue(engine: Engi
         )
         s.add(Assignment(account_id=acc.id, user_id=collector.id, stage="early"))
         acc_id = acc.id
-    today = service.business_today()
+    today = business_today()
     run_cycle(engine, max(today, dt.date(2026, 2, 1)))
     app = create_app(engine)
     as_collector, as_manager = client_as(app, collector), client_as(app, manager)

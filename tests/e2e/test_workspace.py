@@ -17,6 +17,7 @@ import uvicorn
 from sqlalchemy import insert, select
 
 from recoup.arrangements.models import Arrangement
+from recoup.core.clock import business_today
 from recoup.core.db import make_engine, transaction, utcnow
 from recoup.core.schema import upgrade
 from recoup.cycle.service import run_cycle
@@ -55,7 +56,7 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
     wang = make_user(engine, "collector", username="wang", team_id=team, display_name="王芳")
     li = make_user(engine, "collector", username="li")
     make_user(engine, "manager", username="zhao", display_name="赵主管")
-    today = workspace.business_today(utcnow())
+    today = business_today(utcnow())
     with transaction(engine) as s:
         pf = f.portfolio(s)
         big = f.debtor(s, name="李四", timezone=midday_zone())
@@ -127,7 +128,7 @@ def test_a_collectors_call_and_a_managers_approval(office: Office, tmp_path: Pat
             form.locator("select[name=reason_code]").select_option("waiting_salary")
             form.locator("textarea[name=notes]").fill("Salary on the 25th; will pay then.")
             form.locator("input[name=promise_amount]").fill("1200.00")
-            due = workspace.business_today(utcnow()) + dt.timedelta(days=3)
+            due = business_today(utcnow()) + dt.timedelta(days=3)
             form.locator("input[name=promise_date]").fill(due.isoformat())
             form.locator("button[type=submit]").click()
             expect(page.locator("#notice")).to_contain_text("Contact logged")

@@ -7,10 +7,10 @@ import datetime as dt
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from recoup.core.clock import business_today
 from recoup.core.db import transaction
 from recoup.promises.api import router
 from recoup.promises.models import Promise
-from recoup.promises.service import business_today
 from recoup.web.app import create_app
 from tests.auth import client_as, make_user
 

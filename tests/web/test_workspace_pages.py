@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from recoup.access.models import AuditLog
 from recoup.arrangements.models import Arrangement
 from recoup.channels.models import Interaction
+from recoup.core.clock import business_today
 from recoup.core.db import utcnow
 from recoup.cycle.service import run_cycle
 from recoup.ledger import service as ledger
@@ -50,7 +51,7 @@ def world(engine: Engine) -> World:
     team = make_team(engine)
     collector = make_user(engine, "collector", team_id=None)
     manager = make_user(engine, "manager")
-    today = workspace.business_today(utcnow())
+    today = business_today(utcnow())
     with Session(engine) as s, s.begin():
         pf = factories.portfolio(s)
         debtor = factories.debtor(s, id_number="110101199001011234", timezone=midday_zone())
@@ -121,7 +122,7 @@ def test_collector_works_the_top_account(world: World, engine: Engine) -> None:
         "notes": "客户说月底发工资后还款",
     }
     assert client.post(f"/work/accounts/{world.account_id}/contacts", data=form).status_code == 403
-    due = (workspace.business_today(utcnow()) + dt.timedelta(days=5)).isoformat()
+    due = (business_today(utcnow()) + dt.timedelta(days=5)).isoformat()
     logged = client.post(
         f"/work/accounts/{world.account_id}/contacts",
         data={
