@@ -445,6 +445,8 @@ def audit(
 ) -> None:
     """Append one entry. Written in the caller's transaction: the entry exists exactly when the
     change it records does."""
+    if isinstance(session, Session):
+        session.info["audited"] = True
     session.execute(
         insert(AuditLog).values(
             at=utcnow(),

@@ -340,6 +340,7 @@ async def log_contact_form(request: Request, account_id: int, db: DB, user: Writ
         "willingness": number("willingness"),
         "ability": number("ability"),
         "notes": _form_value(form, "notes"),
+        "collectors": number("collectors") or 1,
         "promise": promise,
         "callback_at": callback_at,
     }

@@ -109,3 +109,15 @@ def test_auditors_query_the_audit_log_and_collectors_may_not(engine: Engine) -> 
     assert page["total"] == 1 and page["items"][0]["action"] == "create"
     collector = client_as(app, make_user(engine, "collector"))
     assert collector.get("/api/v1/audit").status_code == 403
+
+
+def test_every_change_through_the_api_is_in_the_audit_log(engine: Engine) -> None:
+    app = create_app(engine)
+    admin = client_as(app, make_user(engine, "admin"))
+    created = admin.post("/api/v1/creditors", json={"code": "AUD-CR", "name": "银行"})
+    assert created.status_code == 201
+    refused = admin.post("/api/v1/creditors", json={"code": "AUD-CR", "name": "again"})
+    assert refused.status_code == 409  # nothing changed: nothing recorded
+    with Session(engine) as s:
+        rows = s.scalars(select(AuditLog).where(AuditLog.entity == "creditors")).all()
+    assert [(r.action, r.detail["path"]) for r in rows] == [("post", "/api/v1/creditors")]
