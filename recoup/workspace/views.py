@@ -456,6 +456,30 @@ async def decide(
     return RedirectResponse(f"/work/approvals?done={decision}", status_code=303)
 
 
+Supervisor = Annotated[Principal, Depends(require("assignment:manage"))]
+
+
+@router.get("/work/promises", response_class=HTMLResponse)
+def promise_stats_page(
+    request: Request,
+    db: DB,
+    user: Supervisor,
+    group_by: Annotated[str, Query(pattern="^(user|team)$")] = "user",
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> HTMLResponse:
+    """Promises kept, partly kept and broken per collector or team (承诺兑现率), for the
+    promises due in the last `days` days."""
+    today = business_today()
+    rows = promises.promise_stats(
+        db, "user" if group_by == "user" else "team", today - dt.timedelta(days=days), today
+    )
+    return render(
+        request,
+        "workspace/promise_stats.html",
+        {"rows": rows, "group_by": group_by, "days": days, "active_page": "promises"},
+    )
+
+
 register_labels(
     "work_kind",
     {

@@ -199,3 +199,18 @@ def test_waiver_above_the_collectors_limit_goes_to_a_manager(world: World, engin
     with Session(engine) as s:
         assert s.get(Arrangement, arrangement.id).status in ("active", "completed")  # type: ignore[union-attr]
         assert ledger.get_account(s, world.account_id).penalty_balance == 0
+
+
+def test_managers_see_kept_rates_and_collectors_do_not(world: World, engine: Engine) -> None:
+    collector, csrf = sign_in(world.app, world.collector)
+    due = (business_today(utcnow()) + dt.timedelta(days=1)).isoformat()
+    response = collector.post(
+        f"/api/v1/accounts/{world.account_id}/promises",
+        json={"amount_minor": 10_000, "due_date": due},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert response.status_code == 201, response.text
+    assert collector.get("/work/promises").status_code == 403
+    manager, _ = sign_in(world.app, world.manager)
+    page = manager.get("/work/promises?days=30")
+    assert page.status_code == 200 and 'id="promise-stats"' in page.text
