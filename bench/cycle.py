@@ -111,7 +111,7 @@ def main() -> None:
 
 def build(engine: Engine, accounts: int) -> None:
     t0 = time.perf_counter()
-    result = demo.load_demo(engine, accounts, as_of=AS_OF, run_cycle=True)
+    result = demo.load_demo(engine, accounts, as_of=AS_OF, run_cycle=True, with_staff=False)
     print(
         f"built {accounts:,} accounts in {result.build_seconds:.1f}s "
         f"(rows: {result.counts}); first cycle for {AS_OF} (catch-up since each contract) "

@@ -87,7 +87,7 @@ def build(engine: Engine, accounts: int, messages: int, channel: str) -> int:
     """The demo book and `messages` due outbox rows for real accounts; how many accounts the
     messages are spread over."""
     t0 = time.perf_counter()
-    demo.load_demo(engine, accounts, as_of=AS_OF, run_cycle=True)
+    demo.load_demo(engine, accounts, as_of=AS_OF, run_cycle=True, with_staff=False)
     t1 = time.perf_counter()
     with engine.begin() as conn:
         rows = conn.execute(

@@ -338,11 +338,12 @@ def load_staff(engine: Engine, as_of: dt.date) -> dict[str, int]:
             code: access.create_team(session, code, name, kind).id
             for code, name, kind in DEMO_TEAMS
         }
+        hashed = access.hash_password(DEMO_PASSWORD)  # Argon2 is slow on purpose: once
         for username, name, role, team, skills, languages in DEMO_USERS:
-            access.create_user(
+            user = access.create_user(
                 session,
                 username,
-                DEMO_PASSWORD,
+                None,
                 role,
                 display_name=name,
                 team_id=teams[team] if team else None,
@@ -350,6 +351,7 @@ def load_staff(engine: Engine, as_of: dt.date) -> dict[str, int]:
                 languages=languages,
                 language="en" if username == "smith" else "zh-CN",
             )
+            user.password_hash = hashed
         admin = access.principal_of(access.user_by_name(session, "admin"))
         rules = [
             (
