@@ -33,7 +33,7 @@ def _audit_request(request: Request, session: Session) -> None:
         return
     route = request.scope.get("route")
     template = getattr(route, "path", request.url.path)
-    params = {k: str(v)[:64] for k, v in request.path_params.items()}
+    params = {k: _printable(str(v))[:64] for k, v in request.path_params.items()}
     segments = [p for p in template.split("/") if p and not p.startswith("{") and p != "api"]
     entity = next((p for p in segments if p != "v1"), "request")[:32]
     account = params.get("account_id")
@@ -44,5 +44,10 @@ def _audit_request(request: Request, session: Session) -> None:
         entity,
         next(iter(params.values()), None),
         account_id=int(account) if account and account.isdigit() and int(account) < 2**31 else None,
-        detail={"route": template, "path": request.url.path[:300], "params": params},
+        detail={"route": template, "path": _printable(request.url.path)[:300], "params": params},
     )
+
+
+def _printable(text: str) -> str:
+    """Without NUL or lone surrogates, which a database cannot store."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")

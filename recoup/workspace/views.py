@@ -16,6 +16,7 @@ from recoup.access import rules as access_rules
 from recoup.access.deps import require
 from recoup.access.service import Principal, audit
 from recoup.arrangements import service as arrangements
+from recoup.arrangements.rules import PlannedInstalment
 from recoup.channels import outbox_admin
 from recoup.contacts import service as contacts
 from recoup.contacts.schemas import ContactIn
@@ -26,7 +27,7 @@ from recoup.core.money import to_minor
 from recoup.core.settings import get_settings
 from recoup.cycle import service as cycle_service
 from recoup.ledger import queries
-from recoup.ledger.service import get_account, get_creditor
+from recoup.ledger.service import get_account, get_creditor, recognise_dues
 from recoup.promises import service as promises
 from recoup.web import i18n
 from recoup.web.deps import get_session
@@ -407,6 +408,63 @@ async def propose_waiver(request: Request, account_id: int, db: DB, user: Writer
     except DomainError as exc:
         return _rerender(request, db, user, account_id, form, _errors_of(exc), exc.status)
     done = "waiver_active" if arr.status in ("active", "completed") else "waiver_queued"
+    return RedirectResponse(
+        f"/work/accounts/{account_id}?done={done}#arrangements", status_code=303
+    )
+
+
+def _months_after(first: dt.date, n: int) -> dt.date:
+    """The same day `n` months after `first` (the month's last day where it has fewer)."""
+    import calendar
+
+    month = first.month - 1 + n
+    year, month = first.year + month // 12, month % 12 + 1
+    return dt.date(year, month, min(first.day, calendar.monthrange(year, month)[1]))
+
+
+@router.post("/work/accounts/{account_id}/plans", response_class=HTMLResponse)
+async def propose_plan(request: Request, account_id: int, db: DB, user: Writer) -> Response:
+    """An instalment plan of everything owed, in equal monthly instalments (the last takes the
+    remainder) from a first date: the API takes any amounts and dates."""
+    form = await request.form()
+    errors: list[tuple[str, str]] = []
+    count_raw, first_raw = _form_value(form, "instalments"), _form_value(form, "first_due")
+    count = int(count_raw) if count_raw and count_raw.isdigit() else 0
+    if not 2 <= count <= get_settings().arrangement_max_instalments:
+        errors.append(("instalments", "2 or more / 至少2期"))
+    try:
+        first = dt.date.fromisoformat(first_raw or "")
+    except ValueError:
+        errors.append(("first_due", "a date / 请输入日期"))
+    if errors:
+        return _rerender(request, db, user, account_id, form, errors, 422)
+    try:
+        with db.begin_nested():
+            account = get_account(db, account_id)
+            today = business_today()
+            # What is owed today, interest and fees due by today included, as `propose` sees it.
+            recognise_dues(db, account, today)
+            total = (
+                account.principal_balance
+                + account.interest_balance
+                + account.fee_balance
+                + account.penalty_balance
+                + account.late_fee_balance
+            )
+            each = total // count
+            instalments = [
+                PlannedInstalment(
+                    _months_after(first, i), each if i < count - 1 else total - each * i
+                )
+                for i in range(count)
+            ]
+            arr = arrangements.propose(
+                db, user, account_id, "instalment_plan", {}, instalments, total,
+                _form_value(form, "reason"), today,
+            )  # fmt: skip
+    except DomainError as exc:
+        return _rerender(request, db, user, account_id, form, _errors_of(exc), exc.status)
+    done = "plan_active" if arr.status == "active" else "plan_queued"
     return RedirectResponse(
         f"/work/accounts/{account_id}?done={done}#arrangements", status_code=303
     )

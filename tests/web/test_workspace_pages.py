@@ -214,3 +214,24 @@ def test_managers_see_kept_rates_and_collectors_do_not(world: World, engine: Eng
     manager, _ = sign_in(world.app, world.manager)
     page = manager.get("/work/promises?days=30")
     assert page.status_code == 200 and 'id="promise-stats"' in page.text
+
+
+def test_an_instalment_plan_from_the_account_page(world: World, engine: Engine) -> None:
+    client, csrf = sign_in(world.app, world.collector)
+    first = (business_today(utcnow()) + dt.timedelta(days=10)).isoformat()
+    bad = client.post(
+        f"/work/accounts/{world.account_id}/plans",
+        data={"csrf_token": csrf, "instalments": "1", "first_due": first},
+    )
+    assert bad.status_code == 422 and "instalments" in bad.text
+    made = client.post(
+        f"/work/accounts/{world.account_id}/plans",
+        data={"csrf_token": csrf, "instalments": "6", "first_due": first, "reason": "hardship"},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text[:2000]
+    assert "plan_active" in made.headers["location"]
+    with Session(engine) as s:
+        plan = s.scalar(select(Arrangement).where(Arrangement.account_id == world.account_id))
+        assert plan is not None and plan.kind == "instalment_plan" and plan.status == "active"
+        assert ledger.get_account(s, world.account_id).status == "in_arrangement"
