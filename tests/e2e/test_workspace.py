@@ -137,7 +137,7 @@ def test_a_collectors_call_and_a_managers_approval(office: Office, tmp_path: Pat
             page.screenshot(path=str(tmp_path / "account.png"), full_page=True)
 
             # A waiver of the whole penalty is above a collector's limit: it waits for a manager.
-            page.locator("#arrangements summary").click()
+            page.locator("#arrangements summary", has_text="Propose a waiver").click()
             penalty = page.locator("#waiver-form input[name=waive_penalty]")
             with transaction(office.engine) as s:
                 owed = ledger.get_account(s, office.top_id).penalty_balance
