@@ -124,7 +124,7 @@ class WorkItemOut(Output):
     dpd: int
     bucket: str
     stage: str
-    overdue_amount: int = Field(description="minor units")
+    overdue_amount_minor: int = Field(validation_alias="overdue_amount", description="minor units")
     currency: str
     risk_band: str | None
     reason: str = Field(description="the kind of work that leads")
