@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from recoup.access.models import AppUser, Team
-from recoup.access.service import Principal, audit
+from recoup.access.service import Principal, audit, audit_many, jsonable
 from recoup.core import bulk
 from recoup.core.db import UtcDateTime, utcnow
 from recoup.core.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
@@ -211,7 +211,7 @@ def create_rule(session: Session, principal: Principal, **values: Any) -> Assign
     rule = AssignmentRule(**values)
     session.add(rule)
     session.flush()
-    audit(session, principal, "create", "assignment_rule", rule.id, detail=_jsonable(values))
+    audit(session, principal, "create", "assignment_rule", rule.id, detail=jsonable(values))
     return rule
 
 
@@ -255,16 +255,9 @@ def update_rule(
         "update",
         "assignment_rule",
         rule.id,
-        detail={"before": _jsonable(before), "after": _jsonable(changes)},
+        detail={"before": jsonable(before), "after": jsonable(changes)},
     )
     return rule
-
-
-def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (v if isinstance(v, str | int | float | bool | list | type(None)) else str(v))
-        for k, v in d.items()
-    }
 
 
 def _spec(rule: Any) -> rules.RuleSpec:
@@ -620,21 +613,25 @@ def reassign(
             for i in ids
         ],
     )
-    for i in ids:
-        audit(
-            session,
-            principal,
-            "reassign",
-            "assignment",
-            i,
-            account_id=i,
-            detail={
-                "user_id": user_id,
-                "team_id": team_id,
-                "previous_user_id": previous.get(i),
-                "note": note,
-            },
-        )
+    audit_many(
+        session,
+        principal,
+        "reassign",
+        "assignment",
+        [
+            {
+                "entity_id": i,
+                "account_id": i,
+                "detail": {
+                    "user_id": user_id,
+                    "team_id": team_id,
+                    "previous_user_id": previous.get(i),
+                    "note": note,
+                },
+            }
+            for i in ids
+        ],
+    )
     session.flush()
     return len(ids)
 

@@ -9,11 +9,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import uvicorn
+from sqlalchemy import Engine
 
 from recoup.core.db import make_engine, transaction
 from recoup.core.schema import upgrade
@@ -81,6 +83,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     run_cycle(engine, AS_OF)
     make_user(engine, "admin", username="boss")
 
+    with serving(engine) as url:
+        yield Site(url, late_ref, 8)
+    engine.dispose()
+
+
+@contextmanager
+def serving(engine: Engine) -> Iterator[str]:
+    """The app on a live server (uvicorn in a thread) on a free port; its base URL."""
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning")
@@ -92,10 +102,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
-    yield Site(f"http://127.0.0.1:{port}", late_ref, 8)
-    server.should_exit = True
-    thread.join(timeout=10)
-    engine.dispose()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def sign_in(page: object, url: str, username: str) -> None:

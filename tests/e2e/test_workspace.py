@@ -6,14 +6,11 @@ collector cannot open an account assigned to someone else."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import insert, select
 
 from recoup.arrangements.models import Arrangement
@@ -22,12 +19,11 @@ from recoup.core.db import make_engine, transaction, utcnow
 from recoup.core.schema import upgrade
 from recoup.cycle.service import run_cycle
 from recoup.ledger import service as ledger
-from recoup.web.app import create_app
 from recoup.workspace import service as workspace
 from recoup.workspace.models import Assignment
 from tests import factories as f
 from tests.auth import make_team, make_user
-from tests.e2e.test_pages import CHROMIUM, CHROMIUM_ARGS, _free_port, sign_in
+from tests.e2e.test_pages import CHROMIUM, CHROMIUM_ARGS, serving, sign_in
 from tests.web.test_workspace_pages import midday_zone
 
 pytestmark = [
@@ -85,20 +81,8 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
                 by="t",
                 user_id=user.id,
             )
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    yield Office(f"http://127.0.0.1:{port}", engine, ids[0], top_ref, ids[2])
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(engine) as url:
+        yield Office(url, engine, ids[0], top_ref, ids[2])
     engine.dispose()
 
 
