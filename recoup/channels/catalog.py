@@ -14,6 +14,7 @@ import jinja2
 import yaml
 
 from recoup.channels import rules
+from recoup.compliance.wording import mentions_suit
 
 LANGUAGES = rules.LANGUAGES
 
@@ -38,6 +39,23 @@ def variables(body: str) -> set[str]:
         return rules.template_variables(body)
     except jinja2.TemplateSyntaxError:
         return set(re.findall(r"\{\{\s*([a-z_]+)\s*\}\}", body))
+
+
+def templates_mentioning_suit() -> frozenset[str]:
+    """Templates that speak of suing or courts in some language: on a time-barred debt the
+    guard refuses them (rule us.time_barred_suit). Read once per process."""
+    return _mentioning_suit()
+
+
+@lru_cache(maxsize=1)
+def _mentioning_suit() -> frozenset[str]:
+    return frozenset(
+        name
+        for name, t in catalog().items()
+        if any(
+            mentions_suit(f"{t[lang].get('subject', '')}\n{t[lang]['body']}") for lang in LANGUAGES
+        )
+    )
 
 
 def templates_with_opt_out() -> frozenset[str]:

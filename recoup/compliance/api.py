@@ -44,6 +44,7 @@ def check_contact(body: ContactCheckIn, db: DB) -> VerdictOut:
             purpose=body.purpose,
             text=body.text,
             collectors=body.collectors,
+            threatens_suit=body.threatens_suit,
         ),
     )
     return VerdictOut.model_validate(verdict)

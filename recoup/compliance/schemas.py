@@ -49,6 +49,9 @@ class ContactCheckIn(Input):
     purpose: Literal["collect", "locate"] = "collect"
     text: LongText | None = None
     collectors: int = Field(1, ge=1, le=20)
+    threatens_suit: bool = Field(
+        False, description="the contact brings or threatens legal action (also read from text)"
+    )
 
 
 class VerdictOut(Output):

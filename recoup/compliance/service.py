@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from recoup.channels.catalog import templates_with_opt_out
+from recoup.channels.catalog import templates_mentioning_suit, templates_with_opt_out
 from recoup.compliance import rules, wording
 from recoup.compliance.models import ComplianceBlock, ComplianceSetting, ContactEvent
 from recoup.core.bulk import fetch, write_frame
@@ -93,7 +94,13 @@ FACTS = {
     "voice_connected_today": pl.Int64,
     "first_communication_at": pl.String,
     "validation_notices": pl.Int64,
+    "night_consent": pl.Int64,
+    "time_barred": pl.Int64,
 }
+# Actions that bring or threaten a lawsuit whatever their wording: refused on a time-barred debt
+# (12 CFR 1006.26(b): "must not bring or threaten to bring a legal action"). Other actions
+# threaten suit when their template speaks of it (`templates_mentioning_suit`).
+SUIT_ACTIONS = frozenset({"lawyer_letter", "legal_review"})
 
 
 class _Sql:
@@ -158,8 +165,11 @@ def _facts_sql(q: _Sql, as_of: dt.date, source: str, where: str) -> str:
                (SELECT {q.text_of("MIN(e.at)")} FROM contact_event e
                   WHERE e.account_id = pa.account_id),
                (SELECT COUNT(*) FROM contact_event e WHERE e.account_id = pa.account_id
-                  AND e.source = 'validation_notice')
+                  AND e.source = 'validation_notice'),
+               CASE WHEN dr.night_contact_consent THEN 1 ELSE 0 END,
+               CASE WHEN ac.time_barred_on <= {q.date(as_of)} THEN 1 ELSE 0 END
         FROM {source} pa JOIN debtor dr ON dr.id = pa.debtor_id
+          JOIN account ac ON ac.id = pa.account_id
         WHERE {where}"""
 
 
@@ -256,7 +266,7 @@ def _contact_frame(facts: pl.DataFrame, ruleset: rules.RuleSet) -> pl.DataFrame:
         .list.eval(pl.element().filter(pl.element() != ""))
         .alias("flags"),
         ((pl.col("n_points") > 0) & (pl.col("n_usable") == 0)).alias("do_not_contact"),
-        pl.lit(False).alias("night_consent"),
+        (pl.col("night_consent") > 0).alias("night_consent"),
         pl.lit(False).alias("debtor_unreachable"),
         pl.col("call_attempts_7d").cast(pl.Int64).alias("call_attempts_debt_7d"),
         _as_utc("last_conversation_at").alias("last_conversation_at"),
@@ -266,8 +276,11 @@ def _contact_frame(facts: pl.DataFrame, ruleset: rules.RuleSet) -> pl.DataFrame:
         pl.lit(max(1, ruleset.min_visit_collectors or 1), pl.Int64).alias("collectors"),
         _as_utc("first_communication_at").alias("first_communication_at"),
         (pl.col("validation_notices") > 0).alias("validation_notice_sent"),
-        pl.lit(False).alias("is_time_barred"),
-        pl.lit(False).alias("threatens_suit"),
+        (pl.col("time_barred") > 0).alias("is_time_barred"),
+        (
+            pl.col("action_type").is_in(sorted(SUIT_ACTIONS))
+            | pl.col("template").is_in(sorted(templates_mentioning_suit())).fill_null(False)
+        ).alias("threatens_suit"),
         (
             ~pl.col("action_type").is_in(["sms", "email"]) | pl.col("template").is_in(with_opt_out)
         ).alias("has_opt_out"),
@@ -359,6 +372,13 @@ class ContactCheck:
     has_opt_out: bool = True
 
 
+def _zone(name: str) -> dt.tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
 def _count(session: Session, *conds: Any) -> int:
     return int(session.scalar(select(func.count(ContactEvent.id)).where(*conds)) or 0)
 
@@ -448,7 +468,7 @@ def contact_facts(session: Session, c: ContactCheck) -> tuple[rules.Contact, Acc
         purpose=c.purpose,
         flags=flags,
         do_not_contact=bool(point is not None and (point.do_not_contact or not point.is_active)),
-        night_consent=False,
+        night_consent=debtor.night_contact_consent,
         debtor_unreachable=party != "self" and _debtor_unreachable(session, debtor.id, c.at),
         call_attempts_debt_7d=_count(
             session,
@@ -486,8 +506,12 @@ def contact_facts(session: Session, c: ContactCheck) -> tuple[rules.Contact, Acc
             ContactEvent.source == "validation_notice",
         )
         > 0,
-        is_time_barred=False,
-        threatens_suit=c.threatens_suit,
+        is_time_barred=(
+            account.time_barred_on is not None
+            and account.time_barred_on <= c.at.astimezone(_zone(debtor.timezone)).date()
+        ),
+        # What is said or sent threatens suit if the caller says so or its text speaks of it.
+        threatens_suit=c.threatens_suit or bool(c.text and wording.mentions_suit(c.text)),
         has_opt_out=c.has_opt_out,
         tells_debt_to_third_party=False,
     )

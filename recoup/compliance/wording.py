@@ -421,3 +421,40 @@ def check_texts(texts: pl.Series, languages: tuple[str, ...] = LANGUAGES) -> pl.
             for i, name in enumerate(names)
         }
     )
+
+
+# --------------------------------------------------------------------------- references to suit
+
+# Wording that speaks of suing, courts or enforcement. Not forbidden in itself (a lawyer letter
+# may lawfully say the creditor can go to court), but on a time-barred debt it is a threat of
+# suit the guard refuses (rule us.time_barred_suit). Matched on normalised text.
+_SUIT_ZH = ("诉讼", "起诉", "法院", "仲裁", "法律途径", "法律程序", "强制执行", "立案", "打官司")
+_SUIT_EN = (
+    "lawsuit",
+    "law suit",
+    "sue",
+    "sued",
+    "suing",
+    "court",
+    "courts",
+    "litigation",
+    "legal action",
+    "lawful action",
+    "legal proceedings",
+    "court proceedings",
+    "judgment",
+    "judgement",
+    "garnish",
+    "garnishment",
+)
+_SUIT_RE = re.compile(
+    "|".join(
+        [re.escape(p) for p in _SUIT_ZH]
+        + [f"{_EN_BEFORE}{re.escape(p)}{_EN_AFTER}" for p in _SUIT_EN]
+    )
+)
+
+
+def mentions_suit(text: str) -> bool:
+    """Whether the text speaks of suing, courts, arbitration or enforcement (any language)."""
+    return _SUIT_RE.search(normalise(text)) is not None

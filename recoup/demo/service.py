@@ -758,7 +758,14 @@ class _Generator:
             .with_columns(
                 cap_rate_ppm=pl.when(pl.col("uncapped"))
                 .then(None)
-                .otherwise(pl.col("cap_rate_ppm"))
+                .otherwise(pl.col("cap_rate_ppm")),
+                # US debts in default: the limitation period of a written contract in the
+                # states with the shortest one, three years from the default (demo data).
+                time_barred_on=pl.when((pl.col("currency") == "USD") & (pl.col("target_dpd") > 0))
+                .then(
+                    (pl.lit(self.as_of) - pl.duration(days=pl.col("target_dpd"))).dt.offset_by("3y")
+                )
+                .otherwise(None),
             )
         )
 
@@ -1615,11 +1622,12 @@ ACCOUNT_COLUMNS = (
     "bucket", "stage", "oldest_unpaid_due", "principal_balance", "interest_balance",
     "fee_balance", "penalty_balance", "late_fee_balance", "credit_balance", "overdue_amount",
     "charges_total", "recognised_through", "accrued_through", "status_since", "created_at",
+    "time_barred_on",
 )  # fmt: skip
 DEBTOR_COLUMNS = (
     "id", "external_ref", "kind", "name", "id_number", "birth_date", "employer", "income_band",
     "address", "region", "timezone", "language", "notes", "credit_rating", "created_at",
-    "updated_at",
+    "updated_at", "night_contact_consent",
 )  # fmt: skip
 
 
@@ -1645,6 +1653,9 @@ def _write_chunk(conn: Connection, frames: dict[str, pl.DataFrame]) -> dict[str,
                 pl.when(pl.col("kind") == "company").then(pl.lit("ENT")).otherwise(pl.lit("CUS")),
                 debtor_id.cast(pl.Utf8).str.zfill(8),
             ),
+            # About one Chinese debtor in forty agreed to calls after 22:00 (e.g. night-shift
+            # workers); the CN rule set then lets contact through at night.
+            night_contact_consent=(pl.col("timezone") == "Asia/Shanghai") & (debtor_id % 40 == 7),
         ).select(
             pl.col(c).cast(pl.Utf8) if c in ("id_number", "employer", "notes") else pl.col(c)
             for c in DEBTOR_COLUMNS

@@ -55,6 +55,7 @@ from recoup.ledger.schemas import (
     ProductQuery,
     ReverseIn,
     ScheduleOut,
+    TimeBarIn,
 )
 from recoup.web.deps import get_session
 
@@ -441,6 +442,17 @@ def list_accounts(q: Annotated[AccountQuery, Query()], db: DB) -> Page[AccountOu
 )
 def get_account(account_id: AccountId, db: DB) -> AccountOut:
     return AccountOut.of(service.get_account(db, account_id))
+
+
+@router.put(
+    "/accounts/{account_id}/time-bar",
+    tags=["accounts"],
+    summary="Set or clear the day the debt becomes time-barred / 设置诉讼时效届满日",
+    responses=NOT_FOUND,
+    dependencies=[Depends(require("ledger:write"))],
+)
+def set_time_bar(account_id: AccountId, body: TimeBarIn, db: DB, by: Actor) -> AccountOut:
+    return AccountOut.of(service.set_time_bar(db, account_id, body.time_barred_on, by=by))
 
 
 @router.get(

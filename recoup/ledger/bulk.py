@@ -227,6 +227,14 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
         Column("notes", "text", False, ("备注",), 10_000, ""),
         Column("credit_rating", "text", False, ("信用等级", "信用评级", "评级"), 16, "B"),
         Column(
+            "night_contact_consent",
+            "bool",
+            False,
+            ("同意夜间联系", "夜间联系同意", "夜间联系"),
+            example="no / 否",
+            note="the debtor agreed to be contacted at night (22:00-08:00); default no",
+        ),
+        Column(
             "phone",
             "phones",
             False,
@@ -386,6 +394,14 @@ SPECS: dict[Kind, tuple[Column, ...]] = {
             note="percent of the late instalment",
         ),
         Column("grace_days", "int", False, ("宽限期", "宽限天数"), example="3", note="days, 0-365"),
+        Column(
+            "time_barred_on",
+            "date",
+            False,
+            ("诉讼时效届满日", "时效届满日", "诉讼时效到期日"),
+            example="2029-06-30",
+            note="the day the limitation period ends; from then no contact may threaten suit",
+        ),
     ),
     "instalments": (
         ACCOUNT_REF,
@@ -1100,6 +1116,7 @@ def import_debtors(
             pl.col(v("language")).fill_null(settings.default_language).alias("language"),
             pl.col(v("notes")).alias("notes"),
             pl.col(v("credit_rating")).alias("credit_rating"),
+            pl.col(v("night_contact_consent")).fill_null(False).alias("night_contact_consent"),
             now.alias("created_at"),
             now.alias("updated_at"),
         )
@@ -1431,6 +1448,15 @@ def _account_terms(df: pl.DataFrame, rejects: Rejects, settings: Settings) -> pl
     )
     rejects.add(
         df,
+        "time_barred_on",
+        parse._reason(
+            pl.col(v("time_barred_on")) < pl.col("start_date"),
+            "before the start date",
+            "早于起始日",
+        ),
+    )
+    rejects.add(
+        df,
         "method",
         pl.when(is_loan & pl.col("method").is_null())
         .then(pl.lit(_why("a loan needs a repayment method", "贷款需要还款方式")))
@@ -1509,6 +1535,11 @@ def account_rows(good: pl.DataFrame) -> pl.DataFrame:
         pl.col("n").cast(pl.Int64).alias("term"),
         *(pl.col(dst).cast(pl.Int64) for _, dst, _ in _TERM_COLUMNS),
         pl.col("cap_rate_ppm").cast(pl.Int64),
+        (
+            pl.col(v("time_barred_on"))
+            if v("time_barred_on") in good.columns
+            else pl.lit(None, pl.Date)
+        ).alias("time_barred_on"),
         pl.lit("current").alias("status"),
         zero.alias("dpd"),
         pl.lit("M0").alias("bucket"),
@@ -2497,7 +2528,7 @@ def _export_sql(kind: Kind, last_id: int, limit: int) -> tuple[str, dict[str, An
         return (
             "SELECT t.id, t.external_ref, t.name, t.kind, t.id_number, t.birth_date, t.employer, "
             "t.income_band, t.address, t.region, t.timezone, t.language, t.notes, "
-            f"t.credit_rating FROM debtor t {where}",
+            f"t.credit_rating, t.night_contact_consent FROM debtor t {where}",
             {
                 "id": pl.Int64,
                 "external_ref": pl.String,
@@ -2513,6 +2544,7 @@ def _export_sql(kind: Kind, last_id: int, limit: int) -> tuple[str, dict[str, An
                 "language": pl.String,
                 "notes": pl.String,
                 "credit_rating": pl.String,
+                "night_contact_consent": pl.Boolean,
             },
         )
     if kind == "accounts":
@@ -2521,7 +2553,7 @@ def _export_sql(kind: Kind, last_id: int, limit: int) -> tuple[str, dict[str, An
             "t.principal, t.start_date, t.term, t.method, "
             "(SELECT MAX(i.due_date) FROM instalment i WHERE i.account_id = t.id), "
             "t.interest_rate_ppm, t.penalty_rate_ppm, t.late_fee_fixed, t.late_fee_rate_ppm, "
-            "t.grace_days FROM account t JOIN debtor d ON d.id = t.debtor_id "
+            "t.grace_days, t.time_barred_on FROM account t JOIN debtor d ON d.id = t.debtor_id "
             "JOIN portfolio p ON p.id = t.portfolio_id "
             f"LEFT JOIN product pr ON pr.id = t.product_id {where}",
             {
@@ -2542,6 +2574,7 @@ def _export_sql(kind: Kind, last_id: int, limit: int) -> tuple[str, dict[str, An
                 "late_fee": pl.Int64,
                 "late_fee_rate": pl.Int64,
                 "grace_days": pl.Int64,
+                "time_barred_on": pl.Date,
             },
         )
     if kind == "instalments":
@@ -2616,7 +2649,10 @@ def _export_frame(conn: Connection, kind: Kind, chunk: pl.DataFrame) -> pl.DataF
             c: pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c))
             for c in ("phone", "email", "emergency_phone")
         }
-        return out.with_columns(**empty).select([c.name for c in SPECS["debtors"]])
+        consent = pl.when(pl.col("night_contact_consent")).then(pl.lit("yes")).otherwise(None)
+        return out.with_columns(**empty, night_contact_consent=consent).select(
+            [c.name for c in SPECS["debtors"]]
+        )
     if kind == "accounts":
         decimals = _decimals(pl.col("currency"), chunk["currency"].unique().drop_nulls().to_list())
         start, end = pl.col("start_date"), pl.col("due_date")
@@ -2647,6 +2683,7 @@ def _export_frame(conn: Connection, kind: Kind, chunk: pl.DataFrame) -> pl.DataF
             major_text(pl.col("late_fee"), decimals).alias("late_fee"),
             percent_text(pl.col("late_fee_rate")).alias("late_fee_rate"),
             "grace_days",
+            "time_barred_on",
         )
     decimals = _decimals(pl.col("currency"), chunk["currency"].unique().drop_nulls().to_list())
     if kind == "instalments":

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -92,6 +93,12 @@ class Debtor(Base):
     language: Mapped[str] = mapped_column(String(16), default="zh-CN")
     notes: Mapped[str | None] = mapped_column(Text, nullable=True)
     credit_rating: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The debtor agreed to be contacted outside the usual hours (CN: 22:00-08:00 only with the
+    # debtor's consent). Set and withdrawn like any profile field: the change log keeps who and
+    # when. The rule set decides whether it lifts the window (night_consent_allows).
+    night_contact_consent: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -142,7 +149,7 @@ class ChangeLog(Base):
 
     __tablename__ = "change_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    entity: Mapped[str] = mapped_column(String(32))  # debtor | contact_point
+    entity: Mapped[str] = mapped_column(String(32))  # debtor | contact_point | account
     entity_id: Mapped[int] = mapped_column(Integer)
     debtor_id: Mapped[int] = mapped_column(ForeignKey("debtor.id"), index=True)
     field: Mapped[str] = mapped_column(String(64))
@@ -175,6 +182,10 @@ class Account(Base):
     # Annual cap on interest + penalty + fees, resolved at creation (e.g. 4 x LPR at contract
     # date); NULL means uncapped.
     cap_rate_ppm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The day the limitation period ends (诉讼时效届满; statute of limitations): from then on the
+    # debt is time-barred and no contact may threaten suit. Set by the creditor, who knows the
+    # law that applies and what restarted the period; NULL means not known to be time-barred.
+    time_barred_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
 
     # --- state maintained by payments and the daily cycle (derived, see module docstring) ---
     status: Mapped[str] = mapped_column(String(16), default="current")

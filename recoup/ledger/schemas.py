@@ -472,6 +472,10 @@ class ProfileFields(Input):
     language: Language | None = None
     notes: Notes | None = None
     credit_rating: Str16 | None = None
+    night_contact_consent: bool | None = Field(
+        None,
+        description="the debtor agreed to be contacted outside the usual hours (CN: 22:00-08:00)",
+    )
 
 
 class DebtorIn(ProfileFields):
@@ -484,7 +488,7 @@ class DebtorIn(ProfileFields):
 
 
 # Columns that are NOT NULL: a PATCH may change them but not empty them.
-_REQUIRED_PROFILE = ("kind", "name", "timezone", "language")
+_REQUIRED_PROFILE = ("kind", "name", "timezone", "language", "night_contact_consent")
 
 
 class DebtorPatch(ProfileFields):
@@ -513,6 +517,7 @@ class DebtorOut(Output):
     language: str
     notes: str | None
     credit_rating: str | None
+    night_contact_consent: bool
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -689,6 +694,11 @@ class AccountIn(Input):
     late_fee_fixed_minor: MinorUnits | None = None
     late_fee_rate: RatePpm | None = None
     grace_days: int | None = Field(None, ge=0, le=365)
+    time_barred_on: BusinessDate | None = Field(
+        None,
+        description="the day the limitation period ends (诉讼时效届满日); from then on no "
+        "contact may threaten suit",
+    )
 
     def to_service(self) -> dict[str, Any]:
         principal = _to_minor(
@@ -722,6 +732,7 @@ class AccountIn(Input):
             "late_fee_fixed": self.late_fee_fixed_minor,
             "late_fee_rate_ppm": self.late_fee_rate,
             "grace_days": self.grace_days,
+            "time_barred_on": self.time_barred_on,
         }
 
 
@@ -768,6 +779,13 @@ class BalancesOut(BaseModel):
         return cls(**fields, total_minor=sum(fields.values()))
 
 
+class TimeBarIn(Input):
+    time_barred_on: BusinessDate | None = Field(
+        description="the day the limitation period ends (诉讼时效届满日); null: not known to be "
+        "time-barred"
+    )
+
+
 class AccountOut(BaseModel):
     id: int
     external_ref: str
@@ -779,6 +797,9 @@ class AccountOut(BaseModel):
     terms: TermsOut
     state: StateOut
     balances: BalancesOut
+    time_barred_on: dt.date | None = Field(
+        description="the day the limitation period ends, if the creditor set it"
+    )
     created_at: dt.datetime
 
     @classmethod
@@ -824,6 +845,7 @@ class AccountOut(BaseModel):
                     "credit": -row.credit_balance,
                 }
             ),
+            time_barred_on=row.time_barred_on,
             created_at=row.created_at,
         )
 

@@ -47,6 +47,7 @@ PROFILE_FIELDS = (
     "language",
     "notes",
     "credit_rating",
+    "night_contact_consent",
 )
 CONTACT_FIELDS = (
     "kind",
@@ -171,6 +172,9 @@ def validate_profile(values: Mapping[str, Any]) -> list[FieldError]:
     lang = values.get("language")
     if lang is not None and lang not in LANGUAGES:
         errors.append(FieldError("language", lang, f"must be one of {', '.join(LANGUAGES)}"))
+    consent = values.get("night_contact_consent")
+    if consent is not None and not isinstance(consent, bool):
+        errors.append(FieldError("night_contact_consent", consent, "must be true or false"))
     return errors
 
 
@@ -400,6 +404,7 @@ def create_account(
     late_fee_rate_ppm: int | None = None,
     grace_days: int | None = None,
     currency: str | None = None,
+    time_barred_on: dt.date | None = None,
 ) -> Account:
     """Open a loan (schedule generated or given) or an invoice (one due date).
 
@@ -512,6 +517,10 @@ def create_account(
                         field_name, chosen_method if field_name == "method" else the_term, str(exc)
                     )
                 )
+    if time_barred_on is not None and time_barred_on < start_date:
+        errors.append(
+            FieldError("time_barred_on", time_barred_on.isoformat(), "before the start date")
+        )
     if errors:
         raise Invalid(errors=errors)
     if session.scalar(select(Account.id).where(Account.external_ref == external_ref)) is not None:
@@ -529,6 +538,7 @@ def create_account(
         method=chosen_method or "given",
         term=len(plan),
         cap_rate_ppm=cap,
+        time_barred_on=time_barred_on,
         principal_balance=principal,
         status="current",
         **terms,
@@ -1001,6 +1011,29 @@ def list_contact_points(
         limit,
         offset,
     )
+
+
+def set_time_bar(
+    session: Session, account_id: int, time_barred_on: dt.date | None, *, by: str
+) -> Account:
+    """Set (or clear) the day the account's limitation period ends. The creditor decides it
+    (the law that applies, what interrupted the period); the change is audited by the caller's
+    request and kept in the change log of the debtor's records."""
+    account: Account = _get(session, Account, account_id, "account")
+    if time_barred_on is not None and time_barred_on < account.start_date:
+        raise Invalid("time_barred_on", time_barred_on.isoformat(), "before the start date")
+    _log_changes(
+        session,
+        "account",
+        account.id,
+        account.debtor_id,
+        {"time_barred_on": account.time_barred_on},
+        {"time_barred_on": time_barred_on},
+        by,
+    )
+    account.time_barred_on = time_barred_on
+    session.flush()
+    return account
 
 
 def list_accounts(

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from recoup.access.deps import require
 from recoup.access.service import Principal, audit
+from recoup.core.clock import business_today
 from recoup.core.errors import FieldError, Forbidden, Invalid
 from recoup.core.settings import Settings, get_settings
 from recoup.cycle import service as cycle_service
@@ -104,7 +105,10 @@ register_labels(
         "not_due": N_("Not yet due"),
     },
 )
-register_labels("entity", {"debtor": N_("Profile"), "contact_point": N_("Contact point")})
+register_labels(
+    "entity",
+    {"debtor": N_("Profile"), "contact_point": N_("Contact point"), "account": N_("Account")},
+)
 register_labels(
     "field",
     {
@@ -120,6 +124,8 @@ register_labels(
         "language": N_("Language"),
         "notes": N_("Notes"),
         "credit_rating": N_("Credit rating"),
+        "night_contact_consent": N_("Consent to contact at night"),
+        "time_barred_on": N_("Time-barred from"),
         "value": N_("Value"),
         "owner": N_("Owner"),
         "owner_name": N_("Owner's name"),
@@ -294,5 +300,10 @@ def account_page(
     return render(
         request,
         "ledger/account.html",
-        {"d": detail, "components": BALANCE_ORDER, "unmasked": unmasked},
+        {
+            "d": detail,
+            "components": BALANCE_ORDER,
+            "unmasked": unmasked,
+            "today": business_today(),
+        },
     )

@@ -235,6 +235,7 @@ def _account_context(
         "errors": [],
         "notice": request.query_params.get("done"),
         "now_local": now,
+        "today": business_today(),
         "active_page": "worklist",
     }
 

@@ -266,3 +266,24 @@ def test_not_found(api: Api) -> None:
         "due_date": "2026-02-01",
     }
     assert api.post("/accounts", missing_portfolio).status_code == 404
+
+
+def test_the_time_bar_is_set_when_opening_and_changed_later(api: Api) -> None:
+    pf = api.portfolio()
+    inv = api.invoice(pf, time_barred_on="2029-06-30")
+    assert inv["time_barred_on"] == "2029-06-30"
+    path = f"/accounts/{inv['id']}/time-bar"
+    changed = api.ok(api.put(path, {"time_barred_on": "2029-12-31"}))
+    assert changed["time_barred_on"] == "2029-12-31"
+    assert api.ok(api.put(path, {"time_barred_on": None}))["time_barred_on"] is None
+    history = api.ok(api.get(f"/debtors/{inv['debtor_id']}/history"))["items"]
+    assert [(h["entity"], h["field"], h["old_value"], h["new_value"]) for h in history[:2]] == [
+        ("account", "time_barred_on", "2029-12-31", None),
+        ("account", "time_barred_on", "2029-06-30", "2029-12-31"),
+    ]
+    # bad input names the field
+    early = api.put(path, {"time_barred_on": "1999-01-01"})
+    assert early.status_code == 422 and field_names(early) == ["time_barred_on"]
+    assert field_names(api.put(path, {"time_barred_on": "someday"})) == ["time_barred_on"]
+    assert field_names(api.put(path, {})) == ["time_barred_on"]
+    assert api.put("/accounts/999999/time-bar", {"time_barred_on": None}).status_code == 404

@@ -43,6 +43,8 @@ def test_create_get_update_with_history(api: Api) -> None:
         ({"birth_date": "1990-02-30"}, "birth_date"),
         ({"nickname": "x"}, "nickname"),
         ({"kind": None}, "kind"),
+        ({"night_contact_consent": None}, "night_contact_consent"),
+        ({"night_contact_consent": "perhaps"}, "night_contact_consent"),
     ):
         response = api.patch(f"/debtors/{debtor['id']}", body)
         assert response.status_code == 422, body
@@ -51,6 +53,20 @@ def test_create_get_update_with_history(api: Api) -> None:
     assert api.get("/debtors/999/history").status_code == 404
     conflict = api.post("/debtors", {"external_ref": "CUST-1", "name": "x"})
     assert conflict.status_code == 409
+
+
+def test_night_contact_consent_is_a_profile_field_with_history(api: Api) -> None:
+    debtor = api.debtor()
+    assert debtor["night_contact_consent"] is False
+    given = api.ok(api.patch(f"/debtors/{debtor['id']}", {"night_contact_consent": True}))
+    assert given["night_contact_consent"] is True
+    history = api.ok(api.get(f"/debtors/{debtor['id']}/history"))["items"]
+    assert (history[0]["field"], history[0]["old_value"], history[0]["new_value"]) == (
+        "night_contact_consent",
+        "False",
+        "True",
+    )
+    assert api.debtor(night_contact_consent=True)["night_contact_consent"] is True
 
 
 def test_list_filters(api: Api) -> None:

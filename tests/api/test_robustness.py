@@ -286,11 +286,13 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
         "late_fee_fixed_minor": 100,
         "late_fee_rate": "1",
         "grace_days": 3,
+        "time_barred_on": "2030-01-15",
         "schedule": [
             {"due_date": "2026-02-15", "principal_minor": 100_000, "interest_minor": 2_500},
             {"due_date": "2026-03-15", "principal_minor": 200_000, "fee_minor": 100},
         ],
     },
+    ("put", "/accounts/{account_id}/time-bar"): lambda s: {"time_barred_on": "2030-01-15"},
     ("post", "/payments"): lambda s: {
         "account_id": s["account_id"],
         "external_ref": _ref("PAY"),

@@ -99,3 +99,67 @@ def test_bad_input_names_the_field(engine: Engine) -> None:
                 service.ContactCheck(account_id, "call", dt.datetime(2026, 11, 23, 10)),  # noqa: DTZ001
             )
         assert err.value.errors[0].field == "at"
+
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+
+
+def test_night_consent_lets_a_cn_call_through_at_night_and_its_change_is_kept(
+    engine: Engine,
+) -> None:
+    with Session(engine) as s, s.begin():
+        pf = factories.portfolio(s)  # CNY, CN rules
+        d = factories.debtor(s, timezone="Asia/Shanghai")
+        phone = ledger.add_contact_point(s, d.id, "phone", "+8613800138000")
+        acc = factories.invoice(s, pf, debtor=d, due_date=dt.date(2026, 10, 1))
+        ids = (acc.id, phone.id, d.id)
+    account_id, phone_id, debtor_id = ids
+    night = dt.datetime(2026, 11, 23, 22, 30, tzinfo=SHANGHAI)
+    call = service.ContactCheck(account_id, "call", night, phone_id)
+    with Session(engine) as s, s.begin():
+        assert service.check_contact(s, call, record=False).rule_id == "window.hours"
+        ledger.update_debtor(s, debtor_id, {"night_contact_consent": True}, by="agent li")
+    with Session(engine) as s, s.begin():
+        assert service.check_contact(s, call, record=False).allowed
+        history = ledger.debtor_history(s, debtor_id).items
+        change = next(c for c in history if c.field == "night_contact_consent")
+        assert (change.old_value, change.new_value, change.changed_by) == (
+            "False",
+            "True",
+            "agent li",
+        )
+
+
+def test_us_rules_do_not_rely_on_night_consent(engine: Engine) -> None:
+    account_id, phone_id = _us_account(engine)
+    with Session(engine) as s, s.begin():
+        debtor_id = s.get_one(Account, account_id).debtor_id
+        ledger.update_debtor(s, debtor_id, {"night_contact_consent": True}, by="t")
+        late = dt.datetime(2026, 11, 23, 21, 30, tzinfo=NY)
+        verdict = service.check_contact(s, service.ContactCheck(account_id, "call", late, phone_id))
+        assert verdict.rule_id == "window.hours"
+
+
+def test_no_threat_of_suit_on_a_time_barred_debt(engine: Engine) -> None:
+    account_id, phone_id = _us_account(engine)
+    at = dt.datetime(2026, 11, 23, 10, 0, tzinfo=NY)
+    lawful = (
+        "If this is not resolved, our client may take lawful action, including court proceedings."
+    )
+    with Session(engine) as s, s.begin():
+        ledger.set_time_bar(s, account_id, dt.date(2026, 11, 24), by="t")
+        # the day before the period ends: still allowed
+        before = service.ContactCheck(account_id, "letter", at, text=lawful)
+        assert service.check_contact(s, before, record=False).allowed
+        later = at + dt.timedelta(days=1)
+        barred = service.ContactCheck(account_id, "letter", later, text=lawful)
+        verdict = service.check_contact(s, barred)
+        assert (verdict.allowed, verdict.rule_id) == (False, "us.time_barred_suit")
+        said = service.ContactCheck(account_id, "call", later, phone_id, threatens_suit=True)
+        assert service.check_contact(s, said, record=False).rule_id == "us.time_barred_suit"
+        # a plain reminder about a time-barred debt is still allowed
+        plain = service.ContactCheck(account_id, "call", later, phone_id, text="A reminder.")
+        assert service.check_contact(s, plain, record=False).allowed
+        with pytest.raises(Invalid) as exc:
+            ledger.set_time_bar(s, account_id, dt.date(2000, 1, 1), by="t")
+        assert exc.value.errors[0].field == "time_barred_on"

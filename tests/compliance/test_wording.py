@@ -386,3 +386,33 @@ def test_vectorised_agrees_on_random_texts(batch: list[str]) -> None:
 def test_normalise_expr_agrees_on_random_texts(batch: list[str]) -> None:
     vectorised = pl.Series(batch, dtype=pl.String).to_frame("t").select(normalise_expr(pl.col("t")))
     assert vectorised.to_series().to_list() == [normalise(t) for t in batch]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("逾期仍未处理的，委托人可能依法通过诉讼等途径维护其合法权益。", True),
+        ("我们将向法院起诉", True),
+        ("申请强制执行", True),
+        ("提交仲裁委员会", True),
+        ("再不还就打 官 司", True),
+        ("请于本月底前还款", False),
+        ("如有疑问请致电客服", False),
+        ("Our client may take lawful action, which may include court proceedings.", True),
+        ("We will SUE you.", True),
+        ("A lawsuit may follow.", True),
+        ("a judgment against you", True),
+        ("wage garnishment", True),
+        ("This is a courtesy reminder.", False),
+        ("Please pay by Friday; call us to agree a plan.", False),
+        ("Issued by the accounts team", False),
+    ],
+)
+def test_references_to_suit_are_found_in_either_language(text: str, expected: bool) -> None:
+    assert wording.mentions_suit(text) is expected
+
+
+def test_only_the_lawyer_letter_of_the_shipped_templates_speaks_of_suit() -> None:
+    from recoup.channels.catalog import templates_mentioning_suit
+
+    assert templates_mentioning_suit() == {"lawyer_letter"}

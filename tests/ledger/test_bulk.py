@@ -140,6 +140,7 @@ def test_debtors_from_a_messy_csv_with_bom(
                 "紧急联系人电话",
                 "语言",
                 "其他",
+                "同意夜间联系",
             ],
             [
                 "D10",
@@ -153,6 +154,7 @@ def test_debtors_from_a_messy_csv_with_bom(
                 "13900001111",
                 "中文",
                 "x",
+                "是",
             ],
             [
                 "D11",
@@ -166,6 +168,7 @@ def test_debtors_from_a_messy_csv_with_bom(
                 "",
                 "English",
                 "",
+                "",
             ],
         ],
         bom=True,
@@ -177,6 +180,7 @@ def test_debtors_from_a_messy_csv_with_bom(
         d10 = s.scalar(select(Debtor).where(Debtor.external_ref == "D10"))
         assert d10 is not None and d10.name == "王五" and d10.id_number == "11010119900101123X"
         assert d10.birth_date == dt.date(1990, 1, 1) and d10.language == "zh-CN"
+        assert d10.night_contact_consent is True
         contacts = s.scalars(
             select(ContactPoint).where(ContactPoint.debtor_id == d10.id).order_by(ContactPoint.id)
         ).all()
@@ -190,6 +194,7 @@ def test_debtors_from_a_messy_csv_with_bom(
         assert contacts[-1].owner_name == "王母" and contacts[0].is_active
         d11 = s.scalar(select(Debtor).where(Debtor.external_ref == "D11"))
         assert d11 is not None and d11.language == "en" and d11.timezone == "Asia/Shanghai"
+        assert d11.night_contact_consent is False
         # Same change log as service.add_contact_point writes.
         logged = s.execute(
             text("SELECT field, new_value FROM change_log WHERE entity_id = :i ORDER BY id"),
@@ -446,6 +451,7 @@ def _gbk_accounts(tmp_path: Path) -> Path:
             "罚息利率",
             "滞纳金",
             "宽限期",
+            "诉讼时效届满日",
         ],
         [
             "L1",
@@ -454,6 +460,7 @@ def _gbk_accounts(tmp_path: Path) -> Path:
             "CASH12",
             "１２，０００．００",
             "2026年1月15日",
+            "",
             "",
             "",
             "",
@@ -474,8 +481,9 @@ def _gbk_accounts(tmp_path: Path) -> Path:
             "万分之五",
             "￥50",
             "3天",
+            "2029年1月31日",
         ],
-        ["L3", "D2", "PF1", "", "8,000", "20260301", "6", "先息后本", "9", "18.25", "0", "0"],
+        ["L3", "D2", "PF1", "", "8,000", "20260301", "6", "先息后本", "9", "18.25", "0", "0", ""],
         [
             "L4",
             "D2",
@@ -489,6 +497,7 @@ def _gbk_accounts(tmp_path: Path) -> Path:
             "0",
             "0",
             "0",
+            "",
         ],
     ]
     return write_csv(tmp_path / "accounts.csv", rows, encoding="gbk")
@@ -528,6 +537,7 @@ def test_gbk_accounts_are_indistinguishable_from_create_account(
                 penalty_rate_ppm=182_500,
                 late_fee_fixed=5_000,
                 grace_days=3,
+                time_barred_on=dt.date(2029, 1, 31),
             ),
             service.create_account(
                 s,
@@ -604,6 +614,33 @@ def test_xlsx_with_date_cells_numbers_and_serial_dates(
         x2 = s.scalar(select(Account).where(Account.external_ref == "X2"))
         assert x2 is not None and x2.start_date == dt.date(2026, 1, 5) and x2.principal == 500_050
         assert x2.method == "invoice" and schedule(s, x2.id)[0][1] == dt.date(2026, 3, 1)
+
+
+def test_a_time_bar_before_the_start_date_is_refused(
+    engine: Engine, setup: dict[str, Any], tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "accounts.csv",
+        [
+            [
+                "external_ref",
+                "debtor_ref",
+                "portfolio",
+                "product",
+                "principal",
+                "start_date",
+                "time_barred_on",
+            ],
+            ["T1", "D1", "PF1", "CASH12", "1000", "2026-01-15", "2029-01-15"],
+            ["T2", "D1", "PF1", "CASH12", "1000", "2026-01-15", "2025-12-31"],
+        ],
+    )
+    report = run_import(engine, "accounts", path)
+    assert not report.committed
+    assert [(r["row"], r["column"], r["value"]) for r in report.rejects.to_dicts()] == [
+        (3, "time_barred_on", "2025-12-31")
+    ]
+    assert "before the start date" in report.rejects["reason"][0]
 
 
 def test_all_or_nothing_leaves_every_table_unchanged(
@@ -994,6 +1031,8 @@ def test_export_then_import_into_an_empty_database(
         )
         factories.loan(s, pf, debtor=d1, external_ref="R2", method="bullet", term=7)
         factories.invoice(s, pf, debtor=d1, external_ref="R3")
+        service.set_time_bar(s, a.id, dt.date(2029, 6, 30), by="t")
+        service.update_debtor(s, setup["debtor"], {"night_contact_consent": True}, by="t")
         service.create_account(
             s,
             external_ref="R4",

@@ -238,3 +238,31 @@ def test_portfolio_without_strategy_plans_nothing(engine: Engine) -> None:
     assert _actions(engine, other_id) == []
     assert [a[1] for a in _actions(engine, planned_acc)] == ["m1_early.reminder"]
     assert result.counts["actions_planned"] == 1
+
+
+def test_a_time_barred_debt_gets_no_lawyer_letter(engine: Engine) -> None:
+    """Once the limitation period has run out, the guard refuses what brings or threatens suit
+    (the lawyer letter, legal review) and lets the ordinary reminders through."""
+    barred = _book(engine, amount=500_000)
+    with Session(engine) as s, s.begin():
+        ledger.set_time_bar(s, barred, dt.date(2026, 9, 1), by="test")
+    _run(engine, dt.date(2026, 9, 29), dt.date(2026, 10, 1))
+    actions = {a[1]: (a[3], a[4]) for a in _actions(engine, barred)}
+    assert actions["m4_lawyer.lawyer_letter"] == ("blocked", "us.time_barred_suit")
+    assert all(
+        rule != "us.time_barred_suit" for step, (_, rule) in actions.items() if "lawyer" not in step
+    )
+    with Session(engine) as s:
+        block = s.scalars(
+            select(ComplianceBlock).where(ComplianceBlock.rule_id == "us.time_barred_suit")
+        ).one()
+        assert block.account_id == barred and "time-barred" in block.reason_en
+
+
+def test_the_lawyer_letter_goes_out_before_the_debt_is_time_barred(engine: Engine) -> None:
+    acc = _book(engine, amount=500_000)
+    with Session(engine) as s, s.begin():
+        ledger.set_time_bar(s, acc, dt.date(2027, 7, 1), by="test")
+    _run(engine, dt.date(2026, 9, 29), dt.date(2026, 10, 1))
+    actions = {a[1]: (a[3], a[4]) for a in _actions(engine, acc)}
+    assert actions["m4_lawyer.lawyer_letter"] == ("planned", None)
