@@ -6,12 +6,14 @@ import os
 import platform
 import shutil
 import statistics
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 
 from recoup.core.db import make_engine
@@ -29,8 +31,9 @@ def server_url() -> str:
 @contextmanager
 def fresh_database(kind: str, workdir: Path, template: str | None = None) -> Iterator[Engine]:
     """A new database, dropped afterwards: a SQLite file in `workdir`, or a new PostgreSQL
-    database on `server_url()`. Empty and migrated, or, with `template` (a SQLite file, or a
-    PostgreSQL database name, as saved by `save_copy`), a copy of that one."""
+    database on `server_url()`. Empty, or, with `template` (a SQLite file, or a PostgreSQL
+    database name, as saved by `save_copy`), a copy of that one; migrated to the newest schema
+    either way."""
     if kind not in ("sqlite", "postgresql"):
         raise SystemExit(f"--db must be sqlite or postgresql, not {kind!r}")
     name = f"recoup_bench_{uuid.uuid4().hex[:8]}"
@@ -49,8 +52,7 @@ def fresh_database(kind: str, workdir: Path, template: str | None = None) -> Ite
         url = make_url(server_url()).set(database=name).render_as_string(hide_password=False)
     engine = make_engine(url)
     try:
-        if not template:
-            upgrade(engine)
+        upgrade(engine)  # a copy saved before the newest migrations is brought up to date
         yield engine
     finally:
         engine.dispose()
@@ -94,3 +96,40 @@ def machine() -> str:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+class StatementProfile:
+    """Time every SQL statement an engine runs, summed by statement text (`--profile`).
+
+    For finding where a run's time goes, not for the figures: the timing hooks cost a little.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.totals: dict[str, list[float]] = {}
+
+    def __enter__(self) -> StatementProfile:
+        event.listen(self.engine, "before_cursor_execute", self._before)
+        event.listen(self.engine, "after_cursor_execute", self._after)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._before)
+        event.remove(self.engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info.setdefault("bench_t0", []).append(time.perf_counter())
+
+    def _after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seconds = time.perf_counter() - conn.info["bench_t0"].pop()
+        key = " ".join(statement.split())[:110]
+        total = self.totals.setdefault(key, [0.0, 0.0])
+        total[0] += seconds
+        total[1] += 1
+
+    def report(self, top: int = 25) -> str:
+        rows = sorted(self.totals.items(), key=lambda kv: -kv[1][0])[:top]
+        whole = sum(t for t, _ in self.totals.values())
+        lines = [f"SQL statements: {whole:.2f}s in all; the {len(rows)} costliest:"]
+        lines += [f"{t:8.3f}s {int(n):5d}x  {key}" for key, (t, n) in rows]
+        return "\n".join(lines)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import fresh_database, machine, median
+from bench.common import StatementProfile, fresh_database, machine, median
 from bench.cycle import AS_OF, build
 from recoup.cycle import service as cycle
 from recoup.ledger.models import Account
@@ -40,6 +40,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="daily runs to time (D+1, D+2, …)")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--from", dest="source", default=None, help="a book kept by bench/cycle.py")
+    ap.add_argument(
+        "--profile", action="store_true", help="print the costliest SQL statements of each run"
+    )
     args = ap.parse_args()
     print(f"machine: {machine()}")
     with (
@@ -59,7 +62,12 @@ def main() -> None:
         actions: list[int] = []
         for k in range(1, args.repeat + 1):
             day = AS_OF + dt.timedelta(days=k)
-            res = cycle.run_cycle(engine, day)
+            if args.profile:
+                with StatementProfile(engine) as profile:
+                    res = cycle.run_cycle(engine, day)
+                print(profile.report())
+            else:
+                res = cycle.run_cycle(engine, day)
             runs.append(res.seconds)
             n = res.counts.get("actions_planned", 0) + res.counts.get("actions_blocked", 0)
             actions.append(n)

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     )
     lpr: list[LprRate] = Field(default_factory=lambda: list(DEFAULT_LPR))
     cycle_partitions: int = Field(default=8, ge=1, le=4096)
+    # PostgreSQL: partitions of the daily cycle done at the same time, each on its own
+    # connection (SQLite has one writer: always 1). More than the server's cores gains nothing.
+    cycle_workers: int = Field(default=2, ge=1, le=64)
     # Strategy steps whose date was missed (the cycle did not run) are planned when it runs
     # again, for at most this many days back.
     plan_catch_up_days: int = Field(default=7, ge=1, le=60)

@@ -32,6 +32,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -545,27 +546,35 @@ def run_cycle(
     else:
         plan = planning.compile_plan(connection, as_of, settings.plan_catch_up_days)
     bounds = _bounds(run.id_min, run.id_max, run.partitions)
+    todo = [p for p in range(len(bounds)) if only is None or p in only]
     done = skipped = 0
+    lock = threading.Lock()
+
+    def next_partition() -> int | None:
+        with lock:
+            if not todo:
+                return None
+            if fail_after is not None and done >= fail_after:
+                raise RuntimeError(f"simulated crash after {done} partitions")
+            return todo.pop(0)
 
     def partitions_on(conn: Connection, nested: bool) -> None:
         nonlocal done, skipped
-        for p, (lo, hi) in enumerate(bounds):
-            if only is not None and p not in only:
-                continue
-            if fail_after is not None and done >= fail_after:
-                raise RuntimeError(f"simulated crash after {done} partitions")
+        while (p := next_partition()) is not None:
+            lo, hi = bounds[p]
             with conn.begin_nested() if nested else conn.begin():
                 counts = run_partition(
                     conn, run, p, lo, hi, statements, plan, settings.default_timezone
                 )
-            if counts is None:
-                skipped += 1
-            else:
-                done += 1
-            if on_partition is not None:
-                on_partition(p, len(bounds))
+            with lock:
+                if counts is None:
+                    skipped += 1
+                else:
+                    done += 1
+                if on_partition is not None:
+                    on_partition(p, len(bounds))
 
-    if connection is None:
+    def worker() -> None:
         with engine.connect() as conn, _checkpointer(engine, conn):
             with conn.begin():
                 planning.prepare(conn, plan, as_of)
@@ -574,10 +583,31 @@ def run_cycle(
             finally:
                 with conn.begin():
                     planning.finish(conn)
-    else:
+
+    # PostgreSQL: several partitions at once, each on its own connection (they touch disjoint
+    # ranges of accounts). A crash simulated by `fail_after` stays sequential, so that exactly
+    # that many partitions are done.
+    workers = 1
+    if connection is None and engine.dialect.name == "postgresql" and fail_after is None:
+        workers = max(1, min(settings.cycle_workers, len(todo)))
+    if connection is not None:
         planning.prepare(connection, plan, as_of)
         partitions_on(connection, nested=True)
         planning.finish(connection)
+    elif workers == 1:
+        worker()
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="recoup-cycle") as pool:
+            futures = [pool.submit(worker) for _ in range(workers)]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            with lock:
+                if any(f.done() and f.exception() is not None for f in futures):
+                    todo.clear()  # the others stop after the partition in hand
+            wait(futures)
+            for future in futures:
+                error = future.exception()
+                if error is not None:
+                    raise error
     elapsed = time.perf_counter() - t0
     with session_tx() as session:
         run = session.get_one(CycleRun, run.id)

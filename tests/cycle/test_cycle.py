@@ -479,3 +479,54 @@ def test_a_sigkilled_run_resumes_to_the_same_end(
         assert s.scalar(select(func.count(CyclePartition.id))) < 4
     run_cycle(killed, dt.date(2026, 6, 1), partitions=4)
     assert _normalised(snapshot(killed)) == _normalised(snapshot(smooth))
+
+
+def _planned(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT account_id, step, planned_date, status, rule_id, scheduled_at "
+                "FROM planned_action ORDER BY account_id, step, planned_date"
+            )
+        ).all()
+    return [tuple(str(v) for v in r) for r in rows]
+
+
+def test_partitions_done_at_the_same_time_end_as_one_after_the_other(
+    twins: tuple[Engine, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL runs several partitions at once (cycle_workers); the end state, planned
+    actions included, is the one of a run that did them in turn, also when a worker fails
+    midway and the run is started again. (On SQLite both runs are sequential.)"""
+    from recoup.core.settings import get_settings
+    from recoup.cycle import service as cycle
+    from recoup.strategy import service as strategy
+
+    one, many = twins
+    for eng in twins:
+        build_portfolio(eng, 40, seed=11)
+        with Session(eng) as s, s.begin():
+            strategy.default_everywhere(s, "t")
+    serial = get_settings().model_copy(update={"cycle_workers": 1})
+    parallel = get_settings().model_copy(update={"cycle_workers": 4})
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(3)]
+    for day in days[:2]:
+        run_cycle(one, day, partitions=8, settings=serial)
+        run_cycle(many, day, partitions=8, settings=parallel)
+    run_cycle(one, days[2], partitions=8, settings=serial)
+    # one worker fails on its partition 5: the others stop after the partition in hand
+    real = cycle.run_partition
+
+    def failing(conn: Any, run: Any, partition: int, *args: Any, **kw: Any) -> Any:
+        if partition == 5:
+            raise RuntimeError("worker lost")
+        return real(conn, run, partition, *args, **kw)
+
+    monkeypatch.setattr(cycle, "run_partition", failing)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        run_cycle(many, days[2], partitions=8, settings=parallel)
+    monkeypatch.setattr(cycle, "run_partition", real)
+    run_cycle(many, days[2], partitions=8, settings=parallel)
+    assert _normalised(snapshot(many)) == _normalised(snapshot(one))
+    assert _normalised({"p": _planned(many)})["p"] == _normalised({"p": _planned(one)})["p"]
+    assert _planned(one), "the default strategy planned something"
