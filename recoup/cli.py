@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import typer
 from rich.console import Console
 
@@ -30,19 +33,58 @@ def serve(
     host: str = typer.Option(None, help="Address to listen on (default from settings)."),
     port: int = typer.Option(None, help="Port (default from settings)."),
     reload: bool = typer.Option(False, help="Reload on code changes (development)."),
+    worker: bool = typer.Option(
+        None,
+        "--worker/--no-worker",
+        help="Run the background worker (daily cycle, sending, letters) in this process. "
+        "Default: on for the embedded SQLite database without a queue, off otherwise.",
+        show_default=False,
+    ),
 ) -> None:
-    """Run the web server (API at /api/v1, docs at /docs, pages at /). 启动Web服务。"""
+    """Run the web server (API at /api/v1, docs at /docs, pages at /). 启动Web服务。
+
+    In embedded mode the worker runs beside it in this process (DESIGN: deployment mode 1);
+    with PostgreSQL, run `recoup worker` processes instead."""
     import uvicorn
 
+    from recoup.channels import tasks, worker_cli
+
     settings = get_settings()
-    upgrade(get_engine())
-    uvicorn.run(
-        "recoup.web.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        reload=reload,
-    )
+    engine = get_engine()
+    upgrade(engine)
+    embedded = settings.queue_url is None and engine.dialect.name == "sqlite"
+    with_worker = (embedded if worker is None else worker) and not reload
+    stop = threading.Event()
+    thread: threading.Thread | None = None
+    if with_worker:
+        worker_cli.check_ready(engine, settings)
+    # uvicorn puts these handlers back when it has shut down and raises the signal again: the
+    # worker then finishes the batch in hand, and the process exits 0, instead of dying.
+    previous = worker_cli.on_signals(stop, quiet=not with_worker)
+    if with_worker:
+        name = tasks.worker_name(None)
+        thread = threading.Thread(
+            target=worker_cli.run_embedded,
+            args=(engine, settings, name, stop),
+            name="recoup-worker",
+            daemon=True,
+        )
+        console.print(f"in-process worker {name} / 进程内后台任务 (--no-worker to leave it out)")
+        thread.start()
+    try:
+        uvicorn.run(
+            "recoup.web.app:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            reload=reload,
+        )
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _register() -> None:

@@ -64,12 +64,12 @@ def worker(
     """Run the background worker: daily cycle, outbox, letters. 运行后台任务进程。"""
     _logging()
     stop = threading.Event()
-    previous = _on_signals(stop)  # first of all: a SIGTERM while starting stops it cleanly
+    previous = on_signals(stop)  # first of all: a SIGTERM while starting stops it cleanly
     try:
         settings = get_settings()
         engine = get_engine()
         name = tasks.worker_name(worker_id)
-        _check(engine, settings)
+        check_ready(engine, settings)
         queue = f", queue {_safe_url(settings.queue_url)}" if settings.queue_url else ""
         console.print(
             f"[bold]recoup worker[/bold] {name}: "
@@ -241,11 +241,12 @@ class _Consumer(Consumer):
 # --------------------------------------------------------------------------- helpers
 
 
-def _on_signals(stop: threading.Event) -> dict[int, Any]:
-    """SIGTERM and SIGINT set `stop`; the handlers they had before."""
+def on_signals(stop: threading.Event, *, quiet: bool = False) -> dict[int, Any]:
+    """SIGTERM and SIGINT set `stop` (a second one stops at once); the handlers they had
+    before."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if not stop.is_set():
+        if not stop.is_set() and not quiet:
             console.print(
                 "stopping after the current batch (again to stop at once) / "
                 "当前批次完成后停止（再按一次立即停止）"
@@ -262,7 +263,7 @@ def _second_signal_stops_at_once(signum: int) -> None:
     )
 
 
-def _check(engine: Engine, settings: Settings) -> None:
+def check_ready(engine: Engine, settings: Settings) -> None:
     """Refuse to start on a database without the schema, or with a provider set up wrong."""
     if not inspect(engine).has_table("outbox_message"):
         console.print(
