@@ -21,11 +21,12 @@ import random
 import threading
 import uuid
 import zoneinfo
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import polars as pl
 from sqlalchemy import (
     Connection,
     Engine,
@@ -272,6 +273,57 @@ def finish_message(
         )
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How a claimed message ends without being sent (see `finish_messages`)."""
+
+    message_id: int
+    status: str
+    last_error: str | None = None
+    rule_id: str | None = None
+    action_status: str | None = None
+
+
+def finish_messages(
+    session: Session, worker: str, endings: Sequence[Ending], now: dt.datetime
+) -> None:
+    """`finish_message` for many messages in two statements (executemany), not two per
+    message: the messages, then the planned actions of those that name an action status."""
+    if not endings:
+        return
+    t = OutboxMessage.__table__
+    session.execute(
+        update(t)  # type: ignore[arg-type]
+        .where(t.c.id == bindparam("mid"), t.c.locked_by == worker)
+        .values(
+            status=bindparam("st"),
+            rule_id=bindparam("rule"),
+            last_error=bindparam("err"),
+            locked_by=None,
+            locked_until=None,
+            updated_at=now,
+        ),
+        [
+            {"mid": e.message_id, "st": e.status, "rule": e.rule_id, "err": e.last_error}
+            for e in endings
+        ],
+    )
+    actions = [
+        {"s": e.action_status, "r": e.rule_id, "why": e.last_error, "now": now, "m": e.message_id}
+        for e in endings
+        if e.action_status is not None
+    ]
+    if actions:
+        session.execute(
+            _sql(
+                "UPDATE planned_action SET status = :s, rule_id = COALESCE(:r, rule_id), "
+                "reason = COALESCE(:why, reason), updated_at = :now "
+                "WHERE id = (SELECT planned_action_id FROM outbox_message WHERE id = :m)"
+            ),
+            actions,
+        )
+
+
 class Dispatcher:
     """Sends what is due, one batch at a time. Adapters are built once (an SMTP connection and
     an HTTP client are kept across batches); tests pass their own.
@@ -451,30 +503,32 @@ class Dispatcher:
                 {"w": self.worker},
             ).all()
             gone = {int(r[0]) for r in cancelled}
-            for mid, why in cancelled:
-                self._finish(session, int(mid), "cancelled", now, last_error=why)
+            endings = [Ending(int(mid), "cancelled", why) for mid, why in cancelled]
             result.cancelled += len(gone)
             live = [i for i in ids if i not in gone]
             blocked = compliance.guard_messages(conn, live, now, self.settings.default_timezone)
             refused: set[int] = set()
-            deferred = 0
+            deferred: set[int] = set()
             if not blocked.is_empty():
-                for row in blocked.iter_rows(named=True):
-                    refused.add(int(row["id"]))
-                    if row["rule_id"] == WINDOW_RULE and self._defer(session, row, now):
-                        deferred += 1
-                        continue
-                    self._finish(
-                        session,
+                refused = {int(i) for i in blocked["id"]}
+                deferred = self._defer(
+                    session, blocked.filter(pl.col("rule_id") == WINDOW_RULE), now
+                )
+                endings += [
+                    Ending(
                         int(row["id"]),
                         "blocked",
-                        now,
-                        rule_id=row["rule_id"],
-                        last_error=f"{row['reason_en']} / {row['reason_zh']}",
-                        action_status="blocked",
+                        f"{row['reason_en']} / {row['reason_zh']}",
+                        row["rule_id"],
+                        "blocked",
                     )
-            result.deferred += deferred
-            result.blocked += len(refused) - deferred
+                    for row in blocked.iter_rows(named=True)
+                    if int(row["id"]) not in deferred
+                ]
+            finish_messages(session, self.worker, endings, now)
+            deferred_n = len(deferred)
+            result.deferred += deferred_n
+            result.blocked += len(refused) - deferred_n
             return self._address_and_render(
                 session, [i for i in live if i not in refused], now, result
             )
@@ -504,16 +558,18 @@ class Dispatcher:
         ).all()
         points = self._points(session, [m.debtor_id for m in messages])
         addressed = []
+        endings: list[Ending] = []
         for m in messages:
             point = points.get((m.debtor_id, POINT_KIND[m.channel]))
             if point is None:
-                self._finish(
-                    session,
-                    m.id,
-                    "failed",
-                    now,
-                    last_error="no usable contact point / 没有可用的联系方式",
-                    action_status="failed",
+                endings.append(
+                    Ending(
+                        m.id,
+                        "failed",
+                        "no usable contact point / 没有可用的联系方式",
+                        None,
+                        "failed",
+                    )
                 )
                 result.failed += 1
             else:
@@ -530,21 +586,12 @@ class Dispatcher:
             if isinstance(outcome, templates.Rendered):
                 rendered[m.id] = outcome
             elif isinstance(outcome, Blocked):
-                self._finish(
-                    session,
-                    m.id,
-                    "blocked",
-                    now,
-                    rule_id=outcome.rule,
-                    last_error=outcome.why,
-                    action_status="blocked",
-                )
+                endings.append(Ending(m.id, "blocked", outcome.why, outcome.rule, "blocked"))
                 result.blocked += 1
             else:
-                self._finish(
-                    session, m.id, "failed", now, last_error=str(outcome), action_status="failed"
-                )
+                endings.append(Ending(m.id, "failed", str(outcome), None, "failed"))
                 result.failed += 1
+        finish_messages(session, self.worker, endings, now)
         ready: list[_Ready] = []
         new_content: list[dict[str, Any]] = []
         readdressed: list[dict[str, Any]] = []
@@ -619,35 +666,59 @@ class Dispatcher:
             )
         return ready
 
-    def _defer(self, session: Session, row: dict[str, Any], now: dt.datetime) -> bool:
-        """A message refused only because it is outside the contact window waits for the
-        window's next opening in the debtor's zone (not counted as an attempt)."""
-        zone, jurisdiction = session.execute(
-            select(Debtor.timezone, Portfolio.jurisdiction)
-            .join(Account, Account.debtor_id == Debtor.id)
-            .join(Portfolio, Portfolio.id == Account.portfolio_id)
-            .where(Account.id == row["account_id"])
-        ).one()
-        ruleset = compliance.ruleset_for(session, int(row["portfolio_id"]), jurisdiction)
-        opening = compliance_rules.next_allowed_time(
-            now, [zone or self.settings.default_timezone], ruleset
-        )
-        if opening is None:
-            return False
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row["id"], OutboxMessage.locked_by == self.worker)
-            .values(
-                status="pending",
-                next_attempt_at=opening,
-                attempts=OutboxMessage.attempts - 1,
-                last_error=f"{row['reason_en']} / {row['reason_zh']}",
-                locked_by=None,
-                locked_until=None,
-                updated_at=now,
+    def _defer(self, session: Session, refused: pl.DataFrame, now: dt.datetime) -> set[int]:
+        """The messages refused only because they are outside the contact window wait for the
+        window's next opening in the debtor's zone (not counted as an attempt); their ids.
+        One query for the zones, one opening per zone and portfolio, one executemany."""
+        if refused.is_empty():
+            return set()
+        accounts = {int(a) for a in refused["account_id"]}
+        facts = {
+            int(aid): (zone or self.settings.default_timezone, int(pid), jurisdiction)
+            for aid, zone, pid, jurisdiction in session.execute(
+                select(Account.id, Debtor.timezone, Portfolio.id, Portfolio.jurisdiction)
+                .join(Debtor, Debtor.id == Account.debtor_id)
+                .join(Portfolio, Portfolio.id == Account.portfolio_id)
+                .where(Account.id.in_(accounts))
             )
-        )
-        return True
+        }
+        rulesets: dict[int, Any] = {}
+        openings: dict[tuple[str, int], dt.datetime | None] = {}
+        params: list[dict[str, Any]] = []
+        deferred: set[int] = set()
+        for row in refused.iter_rows(named=True):
+            zone, pid, jurisdiction = facts[int(row["account_id"])]
+            if (zone, pid) not in openings:
+                if pid not in rulesets:
+                    rulesets[pid] = compliance.ruleset_for(session, pid, jurisdiction)
+                openings[zone, pid] = compliance_rules.next_allowed_time(now, [zone], rulesets[pid])
+            opening = openings[zone, pid]
+            if opening is not None:
+                deferred.add(int(row["id"]))
+                params.append(
+                    {
+                        "mid": int(row["id"]),
+                        "at": opening,
+                        "err": f"{row['reason_en']} / {row['reason_zh']}",
+                    }
+                )
+        if params:
+            t = OutboxMessage.__table__
+            session.execute(
+                update(t)  # type: ignore[arg-type]
+                .where(t.c.id == bindparam("mid"), t.c.locked_by == self.worker)
+                .values(
+                    status="pending",
+                    next_attempt_at=bindparam("at"),
+                    attempts=t.c.attempts - 1,
+                    last_error=bindparam("err"),
+                    locked_by=None,
+                    locked_until=None,
+                    updated_at=now,
+                ),
+                params,
+            )
+        return deferred
 
     def _points(self, session: Session, debtor_ids: list[int]) -> dict[tuple[int, str], Any]:
         """Each debtor's own usable contact point of each kind: verified first, then newest."""
@@ -666,28 +737,6 @@ class Dispatcher:
             best.setdefault((debtor_id, kind), (point_id, value))
         return best
 
-    def _finish(
-        self,
-        session: Session,
-        message_id: int,
-        status: str,
-        now: dt.datetime,
-        *,
-        rule_id: str | None = None,
-        last_error: str | None = None,
-        action_status: str | None = None,
-    ) -> None:
-        finish_message(
-            session,
-            self.worker,
-            message_id,
-            status,
-            now,
-            rule_id=rule_id,
-            last_error=last_error,
-            action_status=action_status,
-        )
-
     def _record(self, outcomes: list[_Outcome], result: DispatchResult) -> None:
         """In one transaction: each outcome on its message (only while this worker still holds
         it), an interaction and a contact event for each message sent, the action done."""
@@ -698,6 +747,8 @@ class Dispatcher:
         with Session(self.engine) as session, session.begin():
             held = self._hold(session, [item.id for item, _ in outcomes], now)
             sent: list[tuple[_Ready, SendResult]] = []
+            retries: list[dict[str, Any]] = []
+            endings: list[Ending] = []
             for item, outcome in outcomes:
                 if item.id not in held:
                     continue  # the lease ran out and another worker took it over
@@ -715,29 +766,33 @@ class Dispatcher:
                     )
                     if outcome.retry_after:
                         delay = max(delay, float(outcome.retry_after))
-                    session.execute(
-                        update(OutboxMessage)
-                        .where(OutboxMessage.id == item.id)
-                        .values(
-                            status="pending",
-                            next_attempt_at=now + dt.timedelta(seconds=delay),
-                            last_error=outcome.reason,
-                            locked_by=None,
-                            locked_until=None,
-                            updated_at=now,
-                        )
+                    retries.append(
+                        {
+                            "mid": item.id,
+                            "at": now + dt.timedelta(seconds=delay),
+                            "err": outcome.reason,
+                        }
                     )
                     result.retried += 1
                 else:
-                    self._finish(
-                        session,
-                        item.id,
-                        "failed",
-                        now,
-                        last_error=outcome.reason,
-                        action_status="failed",
-                    )
+                    endings.append(Ending(item.id, "failed", outcome.reason, None, "failed"))
                     result.failed += 1
+            if retries:
+                t = OutboxMessage.__table__
+                session.execute(
+                    update(t)  # type: ignore[arg-type]
+                    .where(t.c.id == bindparam("mid"))
+                    .values(
+                        status="pending",
+                        next_attempt_at=bindparam("at"),
+                        last_error=bindparam("err"),
+                        locked_by=None,
+                        locked_until=None,
+                        updated_at=now,
+                    ),
+                    retries,
+                )
+            finish_messages(session, self.worker, endings, now)
             if sent:
                 self._sent(session, sent, now)
                 result.sent += len(sent)

@@ -235,24 +235,22 @@ def _prepare(
             {"w": worker},
         ).all()
         gone = {int(mid) for mid, _ in cancelled}
-        for mid, why in cancelled:
-            _finish(session, worker, int(mid), "cancelled", now, last_error=why)
+        endings = [outbox.Ending(int(mid), "cancelled", why) for mid, why in cancelled]
         result.cancelled += len(gone)
         live = [i for i in ids if i not in gone]
-        refused: set[int] = set()
         blocked = compliance.guard_messages(conn, live, now, settings.default_timezone)
-        for row in blocked.iter_rows(named=True):
-            refused.add(int(row["id"]))
-            _finish(
-                session,
-                worker,
+        refused = {int(i) for i in blocked["id"]} if not blocked.is_empty() else set()
+        endings += [
+            outbox.Ending(
                 int(row["id"]),
                 "blocked",
-                now,
-                rule_id=row["rule_id"],
-                last_error=f"{row['reason_en']} / {row['reason_zh']}",
-                action_status="blocked",
+                f"{row['reason_en']} / {row['reason_zh']}",
+                row["rule_id"],
+                "blocked",
             )
+            for row in blocked.iter_rows(named=True)
+        ]
+        outbox.finish_messages(session, worker, endings, now)
         result.blocked += len(refused)
         held = {
             m.id: m

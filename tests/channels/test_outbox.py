@@ -324,3 +324,47 @@ def test_retry_delay() -> None:
     assert outbox.retry_delay(2, 30, 3600, 1.2) == pytest.approx(72)
     with pytest.raises(ValueError):
         outbox.retry_delay(0, 30, 3600, 1.0)
+
+
+# 23:00 in Shanghai, 00:00 in Tokyo, 20:30 in Kolkata (inside the window)
+NIGHT = dt.datetime(2026, 7, 2, 15, 0, tzinfo=dt.UTC)
+
+
+def test_a_batch_refused_at_night_waits_for_each_zone_s_opening(
+    engine: Engine, sms_sink: SmsGatewaySink
+) -> None:
+    """Deferral is done for the whole batch at once: each message waits for 08:00 in its own
+    debtor's zone, and one refused for another rule in the same batch is blocked."""
+    with Session(engine) as s, s.begin():
+        pf = factories.portfolio(s)
+        accounts = {}
+        for zone in ("Asia/Shanghai", "Asia/Tokyo", "Asia/Kolkata"):
+            d = factories.debtor(s, timezone=zone)
+            ledger.add_contact_point(s, d.id, "phone", f"+86138{len(accounts):08d}")
+            accounts[zone] = factories.invoice(s, pf, debtor=d, due_date=DUE).id
+        disputed = factories.debtor(s)
+        ledger.add_contact_point(s, disputed.id, "phone", "+8613900000000")
+        ledger.set_flag(s, disputed.id, "dispute", "disputes the amount", by="t")
+        accounts["disputed"] = factories.invoice(s, pf, debtor=disputed, due_date=DUE).id
+        for name, account_id in accounts.items():
+            outbox.enqueue(
+                s,
+                account_id=account_id,
+                channel="sms",
+                template="reminder_overdue",
+                key=name,
+                at=NIGHT,
+            )
+    clock = Clock(NIGHT)
+    res = _dispatcher(engine, sms_sink, clock).dispatch_once()
+    assert (res.deferred, res.blocked, res.sent) == (2, 1, 1)
+    with Session(engine) as s:
+        rows = {m.idempotency_key: m for m in s.scalars(select(OutboxMessage))}
+    assert rows["Asia/Shanghai"].next_attempt_at == dt.datetime(2026, 7, 3, 0, 0, tzinfo=dt.UTC)
+    assert rows["Asia/Tokyo"].next_attempt_at == dt.datetime(2026, 7, 2, 23, 0, tzinfo=dt.UTC)
+    assert all(
+        rows[z].status == "pending" and rows[z].attempts == 0
+        for z in ("Asia/Shanghai", "Asia/Tokyo")
+    )
+    assert (rows["disputed"].status, rows["disputed"].rule_id) == ("blocked", "stop.dispute")
+    assert rows["Asia/Kolkata"].status == "sent"
