@@ -273,6 +273,34 @@ def finish_message(
         )
 
 
+def no_longer_wanted(conn: Connection, ids: list[int], worker: str) -> list[tuple[int, str]]:
+    """Among the messages `worker` holds, those to cancel at send time, with the reason: the
+    action was cancelled, the account is settled or written off, or the message was about an
+    overdue amount (planned while the account was overdue) and the account has been paid up
+    since, so that nobody who has just paid is reminded of a debt. The dispatcher and the
+    letter printer both ask this."""
+    if not ids:
+        return []
+    paid_up = "(pa.amount > 0 AND a.overdue_amount <= 0 AND a.dpd = 0)"
+    rows = conn.execute(
+        text(f"""
+            SELECT m.id,
+              CASE WHEN pa.status = 'cancelled' THEN 'action cancelled: '
+                        || COALESCE(pa.reason, '')
+                   WHEN a.status IN ('settled', 'written_off') THEN 'account ' || a.status
+                   WHEN {paid_up} THEN 'paid up since it was planned / 计划后已还清逾期款项'
+              END AS why
+            FROM outbox_message m JOIN account a ON a.id = m.account_id
+            LEFT JOIN planned_action pa ON pa.id = m.planned_action_id
+            WHERE m.id IN ({", ".join(str(int(i)) for i in ids)})
+              AND m.locked_by = :w
+              AND (pa.status = 'cancelled' OR a.status IN ('settled', 'written_off')
+                   OR {paid_up})"""),
+        {"w": worker},
+    ).all()
+    return [(int(mid), str(why)) for mid, why in rows]
+
+
 @dataclass(frozen=True)
 class Ending:
     """How a claimed message ends without being sent (see `finish_messages`)."""
@@ -487,21 +515,7 @@ class Dispatcher:
         render the rest (a retry sends the content of its first attempt again)."""
         with Session(self.engine) as session, session.begin():
             conn = session.connection()
-            cancelled = conn.execute(
-                text(f"""
-                    SELECT m.id,
-                      CASE WHEN pa.status = 'cancelled' THEN 'action cancelled: '
-                                || COALESCE(pa.reason, '')
-                           WHEN a.status IN ('settled', 'written_off') THEN 'account '
-                                || a.status
-                      END AS why
-                    FROM outbox_message m JOIN account a ON a.id = m.account_id
-                    LEFT JOIN planned_action pa ON pa.id = m.planned_action_id
-                    WHERE m.id IN ({", ".join(map(str, ids))})
-                      AND m.locked_by = :w
-                      AND (pa.status = 'cancelled' OR a.status IN ('settled', 'written_off'))"""),
-                {"w": self.worker},
-            ).all()
+            cancelled = no_longer_wanted(conn, ids, self.worker)
             gone = {int(r[0]) for r in cancelled}
             endings = [Ending(int(mid), "cancelled", why) for mid, why in cancelled]
             result.cancelled += len(gone)

@@ -220,20 +220,7 @@ def _prepare(
     ready: list[_Letter] = []
     with Session(engine) as session, session.begin():
         conn = session.connection()
-        cancelled = conn.execute(
-            text(f"""
-                SELECT m.id,
-                  CASE WHEN pa.status = 'cancelled' THEN 'action cancelled: '
-                            || COALESCE(pa.reason, '')
-                       WHEN a.status IN ('settled', 'written_off') THEN 'account ' || a.status
-                  END AS why
-                FROM outbox_message m JOIN account a ON a.id = m.account_id
-                LEFT JOIN planned_action pa ON pa.id = m.planned_action_id
-                WHERE m.id IN ({", ".join(str(int(i)) for i in ids)})
-                  AND m.locked_by = :w
-                  AND (pa.status = 'cancelled' OR a.status IN ('settled', 'written_off'))"""),
-            {"w": worker},
-        ).all()
+        cancelled = outbox.no_longer_wanted(conn, ids, worker)
         gone = {int(mid) for mid, _ in cancelled}
         endings = [outbox.Ending(int(mid), "cancelled", why) for mid, why in cancelled]
         result.cancelled += len(gone)

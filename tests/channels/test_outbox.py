@@ -22,7 +22,7 @@ from recoup.compliance.models import ComplianceBlock, ContactEvent
 from recoup.core.settings import Settings, get_settings
 from recoup.cycle.service import run_cycle
 from recoup.ledger import service as ledger
-from recoup.ledger.models import ContactPoint
+from recoup.ledger.models import Account, ContactPoint
 from recoup.strategy import service as strategy
 from recoup.strategy.models import PlannedAction
 from tests import factories
@@ -324,6 +324,39 @@ def test_retry_delay() -> None:
     assert outbox.retry_delay(2, 30, 3600, 1.2) == pytest.approx(72)
     with pytest.raises(ValueError):
         outbox.retry_delay(0, 30, 3600, 1.0)
+
+
+def test_a_reminder_of_an_overdue_amount_is_not_sent_once_it_is_paid(
+    engine: Engine, sms_sink: SmsGatewaySink
+) -> None:
+    with Session(engine) as s, s.begin():
+        pf = factories.portfolio(s)
+        d = factories.debtor(s, name="王小明")
+        ledger.add_contact_point(s, d.id, "phone", "+8613800138000")
+        # a 12-month loan: its first instalment falls due on DUE
+        acc = factories.loan(s, pf, debtor=d, start_date=dt.date(2026, 6, 1), term=12).id
+        strategy.load_default(s)
+        strategy.activate(s, pf.code, [strategy.ArmSpec("default", None, 1, "champion")], "t")
+    run_cycle(engine, dt.date(2026, 7, 2), partitions=1)  # D+1: the overdue reminder
+    [m] = [m for m in _messages(engine) if m.status == "pending"]
+    with Session(engine) as s, s.begin():
+        pa = s.get_one(PlannedAction, m.planned_action_id)
+        assert pa.step == "m1_early.reminder" and pa.amount > 0
+        account = s.get_one(Account, acc)
+        ledger.post_payment(
+            s,
+            account_id=acc,
+            external_ref="PAID-AT-9",
+            amount=account.overdue_amount,
+            value_date=dt.date(2026, 7, 2),
+        )
+    clock = Clock(dt.datetime(2026, 7, 2, 3, 0, tzinfo=dt.UTC))  # 11:00 in Shanghai
+    res = _dispatcher(engine, sms_sink, clock).dispatch_once()
+    assert (res.cancelled, res.sent) == (1, 0) and sms_sink.stats().requests == 0
+    [m] = [x for x in _messages(engine) if x.id == m.id]
+    assert m.status == "cancelled" and "paid up" in (m.last_error or "")
+    with Session(engine) as s:
+        assert s.get_one(Account, acc).status == "current"  # cured, not settled
 
 
 # 23:00 in Shanghai, 00:00 in Tokyo, 20:30 in Kolkata (inside the window)
