@@ -302,6 +302,24 @@ def receive_sms(session: Session, payload: Any) -> InboundResult:
 # --------------------------------------------------------------------------- unsubscribe
 
 
+def unsubscribe_state(session: Session, secret: str, token: str) -> str:
+    """What the page of an unsubscribe link shows before anything is done: 'invalid' (not one
+    of our links), 'done' (every address it stands for is already opted out) or 'confirm'."""
+    if not _TOKEN.fullmatch(token):
+        return "invalid"
+    values = outbox.unsubscribe_addresses(session, secret, token)
+    if not values:
+        return "invalid"
+    pending = session.scalar(
+        select(func.count(ContactPoint.id)).where(
+            ContactPoint.kind == "email",
+            ContactPoint.value.in_(values),
+            ContactPoint.do_not_contact.is_(False),
+        )
+    )
+    return "confirm" if pending else "done"
+
+
 def unsubscribe(session: Session, secret: str, token: str) -> list[ContactPoint]:
     """An email's unsubscribe link followed: the address it went to is opted out (again: a
     no-op). `Invalid` (field `token`) for a link that is not one of ours."""

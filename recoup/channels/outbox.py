@@ -975,9 +975,10 @@ def opt_out_points(
     return list(points)
 
 
-def unsubscribe(session: Session, secret: str, token: str) -> list[ContactPoint]:
-    """An unsubscribe link: a message's (the `List-Unsubscribe` header) opts out the address it
-    went to; an account's (the link in an email's text) every email address of its debtor."""
+def unsubscribe_addresses(session: Session, secret: str, token: str) -> list[str]:
+    """The email addresses an unsubscribe link stands for: a message's (the `List-Unsubscribe`
+    header) the address it went to; an account's (the link in an email's text) every email
+    address of its debtor. Empty for a link that is not one of ours."""
     found = rules.read_unsubscribe_token(secret, token)
     values: list[str] = []
     if found is not None and found[0] == "m":
@@ -995,6 +996,13 @@ def unsubscribe(session: Session, secret: str, token: str) -> list[ContactPoint]
                     )
                 )
             )
+    return values
+
+
+def unsubscribe(session: Session, secret: str, token: str) -> list[ContactPoint]:
+    """An unsubscribe link confirmed: the addresses it stands for (`unsubscribe_addresses`)
+    are opted out (again: a no-op)."""
+    values = unsubscribe_addresses(session, secret, token)
     if not values:
         raise Invalid("token", token[:100], "not a valid unsubscribe link / 退订链接无效")
     points: list[ContactPoint] = []

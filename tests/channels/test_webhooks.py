@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any, cast
@@ -277,18 +278,34 @@ def _emailed(engine: Engine) -> int:
         return m.id
 
 
-def test_the_unsubscribe_link_opts_the_address_out(client: TestClient, engine: Engine) -> None:
+def test_the_unsubscribe_link_asks_then_opts_the_address_out(
+    client: TestClient, engine: Engine
+) -> None:
     token = outbox.unsubscribe_token(get_settings().secret_key, _emailed(engine))
+
+    def opted_out() -> bool:
+        with Session(engine) as s:
+            point = s.scalars(select(ContactPoint).where(ContactPoint.kind == "email")).one()
+            return point.do_not_contact
+
+    # Following the link (a person, or a mail scanner) changes nothing: it asks.
     page = client.get(f"/unsubscribe/{token}", headers={"Accept-Language": "zh-CN"})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "您已退订" in page.text and "不再向该邮箱地址发送电子邮件" in page.text
+    assert "不再向该邮箱发送邮件？" in page.text and 'id="confirm-unsubscribe"' in page.text
     assert page.headers["Cache-Control"] == "no-store"
-    with Session(engine) as s:
-        point = s.scalars(select(ContactPoint).where(ContactPoint.kind == "email")).one()
-        assert point.do_not_contact
-    # Followed again (or in English): the same confirmation, nothing more recorded.
+    assert not opted_out()
+    # The button posts to the same address.
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+    assert action is not None and action.group(1) == f"/unsubscribe/{token}"
+    done = client.post(action.group(1), headers={"Accept-Language": "zh-CN"})
+    assert done.status_code == 200 and "您已退订" in done.text
+    assert "不再向该邮箱地址发送电子邮件" in done.text
+    assert opted_out()
+    # Followed again (or in English): it says so, nothing more recorded.
     again = client.get(f"/unsubscribe/{token}?lang=en")
     assert again.status_code == 200 and "You have been unsubscribed" in again.text
+    assert 'id="confirm-unsubscribe"' not in again.text
+    client.post(f"/unsubscribe/{token}")
     with Session(engine) as s:
         [opt_out] = s.scalars(select(Interaction).where(Interaction.direction == "in")).all()
         assert opt_out.created_by == "debtor:unsubscribe"
