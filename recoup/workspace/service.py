@@ -7,6 +7,7 @@ Scope: a collector or an agency user sees only the accounts assigned to them or 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -33,6 +34,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     true,
     union_all,
 )
@@ -329,6 +331,21 @@ def _rule_mask(rule: rules.RuleSpec) -> pl.Expr:
     return mask
 
 
+# Two runs of the assignment at once (the worker after the cycle, a manager's button) would
+# both count the collectors' loads before either writes: one waits for the other instead.
+_ASSIGNMENT_LOCK = int.from_bytes(hashlib.sha256(b"recoup:assignment").digest()[:8], "big") >> 1
+
+
+def _lock_assignment(conn: Connection) -> None:
+    """Hold the assignment's lock until the caller's transaction ends. PostgreSQL: a
+    transaction advisory lock. SQLite: the database's write lock, taken by a write that
+    changes nothing, before anything is read."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ASSIGNMENT_LOCK})
+    else:
+        conn.execute(text("UPDATE assignment_rule SET priority = priority WHERE 1 = 0"))
+
+
 def run_assignment(db: Session | Connection, as_of: dt.date, by: str = "system") -> dict[str, int]:
     """Assign the worked accounts (分案), set-based, in the caller's transaction.
 
@@ -340,6 +357,7 @@ def run_assignment(db: Session | Connection, as_of: dt.date, by: str = "system")
     to the rule's team only. Accounts whose stage did not change keep their collector. One
     assignment_history row is written per change."""
     conn = db.connection() if isinstance(db, Session) else db
+    _lock_assignment(conn)
     now = utcnow()
     note = f"as of {as_of.isoformat()}"  # the business date whose stages were used
     counts = {"unassigned": 0, "assigned": 0, "stage_changed": 0, "team_only": 0, "unmatched": 0}

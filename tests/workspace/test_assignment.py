@@ -242,3 +242,28 @@ def test_an_account_no_rule_matches_stays_where_it_is(engine: Engine) -> None:
     counts = run(engine)
     assert counts["unmatched"] == 1 and counts["assigned"] == 0
     assert owners(engine)[acc] == (e1, early)
+
+
+def test_a_second_run_waits_for_the_first_and_finds_nothing_left_to_do(engine: Engine) -> None:
+    """The worker after the cycle and a manager's button may start the assignment at once:
+    the second waits for the first to commit (its loads would be stale otherwise)."""
+    import threading
+
+    t = team(engine, "T")
+    user(engine, "c1", team_id=t, max_load=3)
+    user(engine, "c2", team_id=t, max_load=3)
+    ids = accounts(engine, *({"overdue_amount": 1000 * (i + 1)} for i in range(8)))
+    rule(engine, "all", team_id=t)
+    second: dict[str, int] = {}
+    with Session(engine) as s, s.begin():
+        first = service.run_assignment(s, DAY)
+        thread = threading.Thread(target=lambda: second.update(run(engine)))
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive(), "the second run went ahead while the first was uncommitted"
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert first["assigned"] == 8 and first["team_only"] == 2
+    assert second["assigned"] == 0 and second["team_only"] == 0
+    load = Counter(owners(engine)[i][0] for i in ids)
+    assert sorted(load.values(), reverse=True) == [3, 3, 2]  # max_load 3 each; 2 to the team
