@@ -71,7 +71,7 @@ RULE_IDS = (
     "electronic.opt_out",
 )
 # Keys of `sources` that cite a setting rather than a rule.
-SOURCE_SETTINGS = ("retention_years",)
+SOURCE_SETTINGS = ("retention_years", "unreachable_days", "unreachable_attempts")
 
 UTC = dt.UTC
 RULESET_PACKAGE = "recoup.compliance"
@@ -99,6 +99,10 @@ class RuleSet(BaseModel):
     min_visit_collectors: int | None = Field(default=None, ge=1)
     validation_notice_days: int | None = Field(default=None, ge=0)
     third_party_requires_debtor_unreachable: bool
+    # When the debtor counts as unreachable: no usable phone of their own, or this many calls
+    # to them in this many days and none answered.
+    unreachable_days: int = Field(default=14, ge=1, le=365)
+    unreachable_attempts: int = Field(default=3, ge=1, le=100)
     retention_years: int = Field(ge=1)
     sources: dict[str, str]
 

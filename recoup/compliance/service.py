@@ -383,19 +383,18 @@ def _count(session: Session, *conds: Any) -> int:
     return int(session.scalar(select(func.count(ContactEvent.id)).where(*conds)) or 0)
 
 
-# The debtor counts as unreachable (so that a contact person may be asked where to find them,
-# NIFA 2018 / CBA 2026: 联系人仅在无法联系债务人时) when none of the debtor's own phones can be
-# used, or when the last UNREACHABLE_DAYS days saw at least UNREACHABLE_ATTEMPTS calls to the
-# debtor and not one of them answered.
-UNREACHABLE_DAYS = 14
-UNREACHABLE_ATTEMPTS = 3
-
-
-def _debtor_unreachable(session: Session, debtor_id: int, at: dt.datetime) -> bool:
+def _debtor_unreachable(
+    session: Session, debtor_id: int, at: dt.datetime, ruleset: rules.RuleSet
+) -> bool:
+    """The debtor counts as unreachable (so that a contact person may be asked where to find
+    them, NIFA 2018 / CBA 2026: 联系人仅在无法联系债务人时) when none of the debtor's own
+    phones can be used, or when the last `unreachable_days` days saw at least
+    `unreachable_attempts` calls to the debtor and not one of them answered (the rule set's
+    numbers, per portfolio)."""
     usable_phones = _count_points(session, debtor_id)
     if usable_phones == 0:
         return True
-    since = at - dt.timedelta(days=UNREACHABLE_DAYS)
+    since = at - dt.timedelta(days=ruleset.unreachable_days)
     to_debtor = (
         ContactEvent.debtor_id == debtor_id,
         ContactEvent.party == "self",
@@ -404,7 +403,7 @@ def _debtor_unreachable(session: Session, debtor_id: int, at: dt.datetime) -> bo
     )
     calls = _count(session, *to_debtor, ContactEvent.channel.in_(("call", "voice")))
     answered = _count(session, *to_debtor, ContactEvent.connected.is_(True))
-    return calls >= UNREACHABLE_ATTEMPTS and answered == 0
+    return calls >= ruleset.unreachable_attempts and answered == 0
 
 
 def _count_points(session: Session, debtor_id: int) -> int:
@@ -469,7 +468,13 @@ def contact_facts(session: Session, c: ContactCheck) -> tuple[rules.Contact, Acc
         flags=flags,
         do_not_contact=bool(point is not None and (point.do_not_contact or not point.is_active)),
         night_consent=debtor.night_contact_consent,
-        debtor_unreachable=party != "self" and _debtor_unreachable(session, debtor.id, c.at),
+        debtor_unreachable=party != "self"
+        and _debtor_unreachable(
+            session,
+            debtor.id,
+            c.at,
+            ruleset_for(session, account.portfolio_id, portfolio.jurisdiction),
+        ),
         call_attempts_debt_7d=_count(
             session,
             ContactEvent.account_id == account.id,

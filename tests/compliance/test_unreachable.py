@@ -60,3 +60,25 @@ def test_contact_persons_only_when_the_debtor_cannot_be_reached(engine: Engine) 
 def test_a_debtor_without_a_usable_phone_is_unreachable(engine: Engine) -> None:
     account_id, emergency, _ = _setup(engine, with_own_phone=False)
     assert _check(engine, account_id, emergency) is None
+
+
+def test_a_compliance_officer_sets_what_unreachable_means_per_portfolio(engine: Engine) -> None:
+    account_id, emergency, own = _setup(engine)
+    with Session(engine) as s, s.begin():
+        service.record_contact(
+            s, account_id=account_id, channel="call", at=AT - dt.timedelta(days=3),
+            contact_point_id=own,
+        )  # fmt: skip
+    assert _check(engine, account_id, emergency) == "third_party.debtor_reachable"  # 1 of 3
+    with Session(engine) as s, s.begin():
+        code = s.get_one(
+            factories.Portfolio, s.get_one(factories.Account, account_id).portfolio_id
+        ).code
+        service.set_overrides(s, code, {"unreachable_attempts": 1}, by="officer", note="test")
+    assert _check(engine, account_id, emergency) is None
+    with Session(engine) as s, s.begin():
+        service.set_overrides(
+            s, code, {"unreachable_attempts": 1, "unreachable_days": 2}, by="officer", note=None
+        )
+    # the one call was three days ago: outside the two days
+    assert _check(engine, account_id, emergency) == "third_party.debtor_reachable"
