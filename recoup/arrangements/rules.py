@@ -17,6 +17,9 @@ KINDS = ("waiver", "settlement", "instalment_plan", "extension")
 # Components in the order a settlement's discount is counted against the limits: the charges
 # a creditor gives up most easily first.
 WAIVABLE = ("late_fee", "penalty", "interest", "fee", "principal")
+# The charges that grow day by day while an account is overdue (the daily cycle's accrual),
+# unlike interest and fees, which fall due with the instalments.
+ACCRUING = ("late_fee", "penalty")
 STATUSES = ("proposed", "approved", "rejected", "active", "completed", "broken", "cancelled")
 OPEN_STATUSES = ("proposed", "approved", "active")
 

@@ -285,14 +285,25 @@ def approve(
         raise Forbidden("you may not approve arrangements / 无审批权限")
     arr = _open_proposal(session, principal, arrangement_id)
     basis = {k: int(arr.basis.get(k, 0)) for k in _BASIS_KEYS}
-    ok, why_en, why_zh = rules.within_limit(
-        principal.role, _waivers_of(arr), basis, settings.approval_limits
-    )
-    if not ok:
-        raise Forbidden(f"{why_en} / {why_zh}")
     account = _locked_account(session, arr.account_id)
     ledger.recognise_dues(session, account, today)
     now = _balances(account)
+    waivers = _waivers_of(arr)
+    accrued: dict[str, int] = {}
+    if arr.kind != "waiver":
+        # Penalty interest and late fees accrued while the proposal waited (overnight, over a
+        # weekend) are forgiven with it, so that the agreed amounts stand; the approver's limit
+        # must cover them too. A payment, a waiver or a new instalment due since makes the
+        # proposal stale (below).
+        accrued = {c: now[c] - basis[c] for c in rules.ACCRUING if now[c] > basis[c]}
+        if accrued:
+            waivers = {c: v + accrued.get(c, 0) for c, v in waivers.items()}
+            basis = {**basis, **{c: now[c] for c in accrued}}
+    ok, why_en, why_zh = rules.within_limit(
+        principal.role, waivers, basis, settings.approval_limits
+    )
+    if not ok:
+        raise Forbidden(f"{why_en} / {why_zh}")
     if arr.kind == "waiver":
         # A waiver of amounts still owed stays valid while the account accrues or is paid
         # down, so long as each waived component still holds what is waived.
@@ -302,12 +313,24 @@ def approve(
                 f"the account now owes less than the waiver forgives ({', '.join(short)}); "
                 "reject it and propose again / 账户余额已低于减免金额，请驳回后重新提议"
             )
-    elif {k: now[k] for k in _BASIS_KEYS} != basis:
-        changed = [k for k in _BASIS_KEYS if now[k] != basis[k]]
-        raise Conflict(
-            f"the account's balances changed since the proposal ({', '.join(changed)}); "
-            "reject it and propose again / 提议后账户余额已变化，请驳回后重新提议"
-        )
+    else:
+        changed = [c for c in rules.WAIVABLE if now[c] != basis[c]]
+        # An extension defers what was overdue: an instalment fallen due since changes that.
+        if arr.kind == "extension" and now["overdue_amount"] != basis["overdue_amount"] + sum(
+            accrued.values()
+        ):
+            changed.append("overdue_amount")
+        if changed:
+            raise Conflict(
+                f"the account's balances changed since the proposal ({', '.join(changed)}); "
+                "reject it and propose again / 提议后账户余额已变化，请驳回后重新提议"
+            )
+        if accrued:
+            # Kept on the arrangement: what it forgives, and what of that accrued after it was
+            # proposed (a new dict, so that the JSON column is seen as changed).
+            for c, v in waivers.items():
+                setattr(arr, f"waive_{c}", v)
+            arr.basis = {**arr.basis, "accrued_since_proposal": accrued}
     if account.status not in ("current", "delinquent"):
         raise Conflict(
             f"account {account.id} is {account.status} / 账户状态为 {account.status}，不能生效"

@@ -410,3 +410,64 @@ def test_a_waiver_changes_what_is_owed_by_exactly_the_waived_total(
         for inst in ledger.instalments_of(s, acc.id):
             assert 0 <= inst.principal_paid <= inst.principal_due
             assert 0 <= inst.interest_paid <= inst.interest_due
+
+
+def test_a_queued_plan_is_approved_after_a_night_of_accrual_and_forgives_it(
+    engine: Engine,
+) -> None:
+    """Penalty interest accrued while the proposal waited is forgiven with it (within the
+    approver's limit), so that the agreed instalments still pay everything off."""
+    collector = principal(engine, "collector")
+    manager = principal(engine, "manager")
+    acc_id = overdue_invoice(engine, collector)
+    total = owed(account(engine, acc_id))
+    arr = propose(
+        engine,
+        collector,
+        acc_id,
+        kind="instalment_plan",
+        waivers={"late_fee": 10_000},  # above a collector's limit: queued
+        instalments=[
+            P(dt.date(2026, 8, 10), 1_000_000),
+            P(dt.date(2026, 9, 10), total - 10_000 - 1_000_000),
+        ],
+        total_amount=total - 10_000,
+    )
+    assert arr.status == "proposed"
+    penalty = account(engine, acc_id).penalty_balance
+    next_day = DAY + dt.timedelta(days=1)
+    run_cycle(engine, next_day)  # the night: penalty interest accrues
+    grown = account(engine, acc_id).penalty_balance - penalty
+    assert grown > 0
+    with transaction(engine) as s:
+        done = service.approve(s, manager, arr.id, None, next_day)
+        assert done.status == "active"
+        assert (done.waive_late_fee, done.waive_penalty) == (10_000, grown)
+        assert done.basis["accrued_since_proposal"] == {"penalty": grown}
+    after = account(engine, acc_id)
+    assert after.status == "in_arrangement"
+    assert owed(after) == total - 10_000  # what the instalments add up to
+    assert consistent(engine, acc_id)
+
+
+def test_a_queued_plan_is_stale_after_a_payment(engine: Engine) -> None:
+    collector = principal(engine, "collector")
+    manager = principal(engine, "manager")
+    acc_id = overdue_invoice(engine, collector)
+    total = owed(account(engine, acc_id))
+    arr = propose(
+        engine,
+        collector,
+        acc_id,
+        kind="instalment_plan",
+        waivers={"late_fee": 10_000},
+        instalments=[
+            P(dt.date(2026, 8, 10), 1_000_000),
+            P(dt.date(2026, 9, 10), total - 10_000 - 1_000_000),
+        ],
+        total_amount=total - 10_000,
+    )
+    with transaction(engine) as s:
+        ledger.post_payment(s, account_id=acc_id, external_ref="P-1", amount=5_000, value_date=DAY)
+    with transaction(engine) as s, pytest.raises(Conflict, match="changed since the proposal"):
+        service.approve(s, manager, arr.id, None, DAY)
