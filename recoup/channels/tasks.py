@@ -175,13 +175,21 @@ def maybe_run_cycle(
         except Stopped as exc:
             log.info("daily cycle for %s interrupted: %s", day, exc)
             return None
-        # Cases follow the accounts' new stages and buckets (分案) before the day's work starts.
-        from recoup.workspace import service as workspace
-
-        with Session(engine) as session, session.begin():
-            counts = workspace.run_assignment(session, day, by="worker")
-        log.info("assignment after the cycle of %s: %s", day, counts)
+        maybe_assign(engine)
         return result
+
+
+def maybe_assign(engine: Engine) -> dict[str, int] | None:
+    """Cases follow the accounts' new stages and buckets (分案) before the day's work starts:
+    the assignment after the latest completed cycle, if it has not followed it yet (a worker
+    stopped between the two does it at its next round). Its counts, or None."""
+    from recoup.workspace import service as workspace
+
+    with Session(engine) as session, session.begin():
+        counts = workspace.assign_after_cycle(session, by="worker")
+    if counts is not None:
+        log.info("assignment after the daily cycle: %s", counts)
+    return counts
 
 
 # --------------------------------------------------------------------------- letters
@@ -362,6 +370,12 @@ class Queue:
                             self.stats.cycles += 1
         except Exception:  # a cycle that fails must not hold the messages back
             log.exception("daily cycle failed / 日终批处理失败")
+        try:
+            with self.queue_lock(CYCLE_LOCK) as mine:
+                if mine:
+                    maybe_assign(self.engine)
+        except Exception:
+            log.exception("case assignment failed / 分案失败")
         try:
             self._maybe_print_letters(now)
         except Exception:

@@ -142,6 +142,11 @@ def _round(
         log.exception("daily cycle failed / 日终批处理失败")
         ok = False
     try:
+        tasks.maybe_assign(engine)  # after the cycle, or after a worker stopped between the two
+    except Exception:
+        log.exception("case assignment failed / 分案失败")
+        ok = False
+    try:
         letters_day = _letters(engine, settings, name, now, letters_day)
     except Exception:
         log.exception("printing the letters failed / 信函打印失败")

@@ -26,6 +26,9 @@ class CycleRun(Base):
     # Seconds spent over all attempts of this date (a resumed run adds to it).
     duration_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # When the case assignment followed this run (the worker's next step after the cycle);
+    # NULL until then.
+    assigned_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class CyclePartition(Base):

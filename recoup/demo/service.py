@@ -382,7 +382,9 @@ def load_staff(engine: Engine, as_of: dt.date) -> dict[str, int]:
         for name, priority, fields in rules:
             workspace.create_rule(session, admin, name=name, priority=priority, **fields)
     with Session(engine) as session, session.begin():
-        return workspace.run_assignment(session, as_of, by="demo")
+        # After the demo's cycle: marked on its run, so that a worker does not assign again.
+        counts = workspace.assign_after_cycle(session, by="demo")
+        return counts if counts is not None else workspace.run_assignment(session, as_of, by="demo")
 
 
 def _bucket_key(name: str) -> int:

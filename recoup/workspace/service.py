@@ -37,6 +37,7 @@ from sqlalchemy import (
     text,
     true,
     union_all,
+    update,
 )
 from sqlalchemy.orm import Session
 
@@ -329,6 +330,31 @@ def _rule_mask(rule: rules.RuleSpec) -> pl.Expr:
     if rule.min_overdue is not None:
         mask &= pl.col("overdue_amount") >= rule.min_overdue
     return mask
+
+
+def assign_after_cycle(session: Session, by: str = "worker") -> dict[str, int] | None:
+    """The case assignment that follows the daily cycle, for the latest completed run not yet
+    followed by one (None when there is none): run with that run's date and marked on it
+    (`assigned_at`) in the same transaction, so that a worker stopped between the cycle and
+    the assignment does it at its next round, and only once."""
+    from recoup.cycle.models import CycleRun
+
+    run = session.scalar(
+        select(CycleRun)
+        .where(CycleRun.status == "completed")
+        .order_by(CycleRun.as_of.desc())
+        .limit(1)
+    )
+    if run is None or run.assigned_at is not None:
+        return None
+    counts = run_assignment(session, run.as_of, by=by)
+    # Earlier runs left unassigned are covered by this one.
+    session.execute(
+        update(CycleRun)
+        .where(CycleRun.assigned_at.is_(None), CycleRun.as_of <= run.as_of)
+        .values(assigned_at=utcnow())
+    )
+    return counts
 
 
 # Two runs of the assignment at once (the worker after the cycle, a manager's button) would

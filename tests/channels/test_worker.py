@@ -359,3 +359,30 @@ def test_sigterm_finishes_the_batch_and_exits_0(
         if proc is not None:
             stop_process(proc)
         engine.dispose()
+
+
+def test_the_assignment_follows_the_cycle_once_even_after_a_stop_between_them(
+    engine: Engine,
+) -> None:
+    from recoup.access.service import SYSTEM
+    from recoup.workspace import service as workspace
+    from recoup.workspace.models import Assignment
+    from tests.workspace.helpers import team, user
+
+    accounts = book(engine, 3)
+    t = team(engine, "T")
+    user(engine, "c1", team_id=t)
+    with Session(engine) as s, s.begin():
+        workspace.create_rule(s, SYSTEM, name="all", team_id=t)
+    settings = Settings(cycle_time=dt.time(0, 0))
+    day = tasks.business_now(settings, dt.datetime.now(dt.UTC)).date()
+    # The cycle ran, and the worker stopped before the assignment.
+    cycle.run_cycle(engine, day, settings=settings)
+    with Session(engine) as s:
+        assert s.scalar(select(CycleRun.assigned_at).where(CycleRun.as_of == day)) is None
+    counts = tasks.maybe_assign(engine)  # the next round
+    assert counts is not None and counts["assigned"] == len(accounts)
+    with Session(engine) as s:
+        assert s.scalar(select(CycleRun.assigned_at).where(CycleRun.as_of == day)) is not None
+        assert s.scalar(select(func.count(Assignment.account_id))) == len(accounts)
+    assert tasks.maybe_assign(engine) is None  # once
