@@ -35,7 +35,7 @@ from recoup.core.errors import (
     Unauthorized,
     Unavailable,
 )
-from recoup.ledger.models import Account, ContactPoint
+from recoup.ledger.models import ContactPoint
 
 # Phone numbers are stored as typed (digits, +, spaces, hyphens, brackets).
 _SEPARATORS = (" ", "-", "(", ")", ".", "+")
@@ -215,27 +215,6 @@ def phone_points(session: Session, number: str) -> list[ContactPoint]:
     return [p for p in candidates if same_number(p.value, number)]
 
 
-def _reply_account(session: Session, point: ContactPoint) -> int | None:
-    """The account a reply is about: that of the last SMS sent to the number, else the
-    debtor's only account; None when it cannot be told."""
-    last = session.scalar(
-        select(OutboxMessage.account_id)
-        .where(
-            OutboxMessage.contact_point_id == point.id,
-            OutboxMessage.channel == "sms",
-            OutboxMessage.sent_at.is_not(None),
-        )
-        .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
-        .limit(1)
-    )
-    if last is not None:
-        return int(last)
-    accounts = session.scalars(
-        select(Account.id).where(Account.debtor_id == point.debtor_id).limit(2)
-    ).all()
-    return int(accounts[0]) if len(accounts) == 1 else None
-
-
 def receive_sms(session: Session, payload: Any) -> InboundResult:
     """A debtor's SMS. An opt-out keyword stops SMS to that number (every contact point with
     it becomes do-not-contact, kept in the debtor's history); any other text is recorded as an
@@ -278,7 +257,7 @@ def receive_sms(session: Session, payload: Any) -> InboundResult:
         now = utcnow()
         session.add(
             Interaction(
-                account_id=_reply_account(session, point),
+                account_id=outbox.account_of_point(session, point),
                 debtor_id=point.debtor_id,
                 channel="sms",
                 direction="in",

@@ -940,6 +940,23 @@ def apply_receipt(
     return message
 
 
+def account_of_point(session: Session, point: ContactPoint) -> int | None:
+    """The account a debtor's reply or opt-out from a contact point is about: that of the last
+    message sent to it, else the debtor's only account; None when it cannot be told."""
+    last = session.scalar(
+        select(OutboxMessage.account_id)
+        .where(OutboxMessage.contact_point_id == point.id, OutboxMessage.sent_at.is_not(None))
+        .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
+        .limit(1)
+    )
+    if last is not None:
+        return int(last)
+    accounts = session.scalars(
+        select(Account.id).where(Account.debtor_id == point.debtor_id).limit(2)
+    ).all()
+    return int(accounts[0]) if len(accounts) == 1 else None
+
+
 def opt_out_points(
     session: Session, *, kind: str, value: str, by: str, reason: str
 ) -> list[ContactPoint]:
@@ -959,7 +976,8 @@ def opt_out_points(
     if points:
         session.add_all(
             Interaction(
-                account_id=None,
+                # On the account the opt-out is about, so that its timeline shows it.
+                account_id=account_of_point(session, point),
                 debtor_id=point.debtor_id,
                 channel="sms" if kind == "phone" else "email",
                 direction="in",

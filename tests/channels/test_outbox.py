@@ -215,13 +215,15 @@ def test_a_cancelled_action_is_not_sent(engine: Engine, sms_sink: SmsGatewaySink
 
 
 def test_a_stop_reply_opts_the_number_out(engine: Engine, sms_sink: SmsGatewaySink) -> None:
-    _book(engine)
+    acc = _book(engine)
     run_cycle(engine, dt.date(2026, 6, 24), partitions=1)
     with Session(engine) as s, s.begin():
         [p] = outbox.opt_out_points(
             s, kind="phone", value="+8613800138000", by="debtor:sms", reason="TD"
         )
         assert p.do_not_contact
+    with Session(engine) as s:  # the opt-out shows on the account's timeline
+        assert [(i.direction, i.content) for i in outbox.timeline(s, acc)] == [("in", "TD")]
     res = _dispatcher(engine, sms_sink, Clock(MORNING)).dispatch_once()
     assert res.blocked == 1 and sms_sink.stats().requests == 0
     assert _messages(engine)[0].rule_id is not None

@@ -309,6 +309,10 @@ def test_the_unsubscribe_link_asks_then_opts_the_address_out(
     with Session(engine) as s:
         [opt_out] = s.scalars(select(Interaction).where(Interaction.direction == "in")).all()
         assert opt_out.created_by == "debtor:unsubscribe"
+        # on the account's timeline
+        message = s.scalars(select(OutboxMessage)).one()
+        assert opt_out.account_id == message.account_id
+        assert opt_out in outbox.timeline(s, message.account_id)
 
 
 def test_one_click_unsubscribe_answers_200(client: TestClient, engine: Engine) -> None:
