@@ -412,6 +412,23 @@ def test_a_waiver_changes_what_is_owed_by_exactly_the_waived_total(
             assert 0 <= inst.interest_paid <= inst.interest_due
 
 
+def _queued_plan(engine: Engine, collector: Principal, acc_id: int, total: int) -> Arrangement:
+    """A plan of everything owed less the late fee, which is above a collector's limit to
+    waive: queued for approval."""
+    return propose(
+        engine,
+        collector,
+        acc_id,
+        kind="instalment_plan",
+        waivers={"late_fee": 10_000},
+        instalments=[
+            P(dt.date(2026, 8, 10), 1_000_000),
+            P(dt.date(2026, 9, 10), total - 10_000 - 1_000_000),
+        ],
+        total_amount=total - 10_000,
+    )
+
+
 def test_a_queued_plan_is_approved_after_a_night_of_accrual_and_forgives_it(
     engine: Engine,
 ) -> None:
@@ -421,18 +438,7 @@ def test_a_queued_plan_is_approved_after_a_night_of_accrual_and_forgives_it(
     manager = principal(engine, "manager")
     acc_id = overdue_invoice(engine, collector)
     total = owed(account(engine, acc_id))
-    arr = propose(
-        engine,
-        collector,
-        acc_id,
-        kind="instalment_plan",
-        waivers={"late_fee": 10_000},  # above a collector's limit: queued
-        instalments=[
-            P(dt.date(2026, 8, 10), 1_000_000),
-            P(dt.date(2026, 9, 10), total - 10_000 - 1_000_000),
-        ],
-        total_amount=total - 10_000,
-    )
+    arr = _queued_plan(engine, collector, acc_id, total)
     assert arr.status == "proposed"
     penalty = account(engine, acc_id).penalty_balance
     next_day = DAY + dt.timedelta(days=1)
@@ -455,18 +461,7 @@ def test_a_queued_plan_is_stale_after_a_payment(engine: Engine) -> None:
     manager = principal(engine, "manager")
     acc_id = overdue_invoice(engine, collector)
     total = owed(account(engine, acc_id))
-    arr = propose(
-        engine,
-        collector,
-        acc_id,
-        kind="instalment_plan",
-        waivers={"late_fee": 10_000},
-        instalments=[
-            P(dt.date(2026, 8, 10), 1_000_000),
-            P(dt.date(2026, 9, 10), total - 10_000 - 1_000_000),
-        ],
-        total_amount=total - 10_000,
-    )
+    arr = _queued_plan(engine, collector, acc_id, total)
     with transaction(engine) as s:
         ledger.post_payment(s, account_id=acc_id, external_ref="P-1", amount=5_000, value_date=DAY)
     with transaction(engine) as s, pytest.raises(Conflict, match="changed since the proposal"):
