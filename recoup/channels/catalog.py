@@ -41,20 +41,20 @@ def variables(body: str) -> set[str]:
         return set(re.findall(r"\{\{\s*([a-z_]+)\s*\}\}", body))
 
 
-def templates_mentioning_suit() -> frozenset[str]:
-    """Templates that speak of suing or courts in some language: on a time-barred debt the
-    guard refuses them (rule us.time_barred_suit). Read once per process."""
+def templates_mentioning_suit() -> frozenset[tuple[str, str]]:
+    """The (name, language) of the shipped templates that speak of suing or courts: on a
+    time-barred debt the guard refuses them (rule us.time_barred_suit). Read once per process;
+    compliance.service adds the versions stored in the database."""
     return _mentioning_suit()
 
 
 @lru_cache(maxsize=1)
-def _mentioning_suit() -> frozenset[str]:
+def _mentioning_suit() -> frozenset[tuple[str, str]]:
     return frozenset(
-        name
+        (name, lang)
         for name, t in catalog().items()
-        if any(
-            mentions_suit(f"{t[lang].get('subject', '')}\n{t[lang]['body']}") for lang in LANGUAGES
-        )
+        for lang in LANGUAGES
+        if mentions_suit(f"{t[lang].get('subject', '')}\n{t[lang]['body']}")
     )
 
 

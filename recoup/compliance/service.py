@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from recoup.channels.catalog import templates_mentioning_suit, templates_with_opt_out
+from recoup.channels.models import MessageTemplate
 from recoup.compliance import rules, wording
 from recoup.compliance.models import ComplianceBlock, ComplianceSetting, ContactEvent
 from recoup.core.bulk import fetch, write_frame
@@ -252,7 +253,29 @@ def guard_messages(
     return blocked
 
 
-def _contact_frame(facts: pl.DataFrame, ruleset: rules.RuleSet) -> pl.DataFrame:
+def templates_speaking_of_suit(conn: Connection | Session) -> frozenset[str]:
+    """Templates whose text in force, in some language, speaks of suing or courts: the shipped
+    ones not replaced by a stored version, and the stored versions in force (one small query:
+    the active rows of message_template)."""
+    rows = conn.execute(
+        select(
+            MessageTemplate.name,
+            MessageTemplate.language,
+            MessageTemplate.subject,
+            MessageTemplate.body,
+        ).where(MessageTemplate.is_active.is_(True))
+    ).all()
+    replaced = {(name, lang) for name, lang, _, _ in rows}
+    stored = {
+        name for name, _, subject, body in rows if wording.mentions_suit(f"{subject}\n{body}")
+    }
+    shipped = {name for name, lang in templates_mentioning_suit() if (name, lang) not in replaced}
+    return frozenset(stored | shipped)
+
+
+def _contact_frame(
+    facts: pl.DataFrame, ruleset: rules.RuleSet, suit_templates: frozenset[str]
+) -> pl.DataFrame:
     with_opt_out = sorted(templates_with_opt_out())
     return facts.select(
         pl.col("action_type").replace_strict(ACTION_CHANNEL, default="letter").alias("channel"),
@@ -279,7 +302,7 @@ def _contact_frame(facts: pl.DataFrame, ruleset: rules.RuleSet) -> pl.DataFrame:
         (pl.col("time_barred") > 0).alias("is_time_barred"),
         (
             pl.col("action_type").is_in(sorted(SUIT_ACTIONS))
-            | pl.col("template").is_in(sorted(templates_mentioning_suit())).fill_null(False)
+            | pl.col("template").is_in(sorted(suit_templates)).fill_null(False)
         ).alias("threatens_suit"),
         (
             ~pl.col("action_type").is_in(["sms", "email"]) | pl.col("template").is_in(with_opt_out)
@@ -303,10 +326,11 @@ def _verdicts(conn: Connection, facts: pl.DataFrame) -> pl.DataFrame:
     facts = facts.with_columns(
         pl.col("portfolio_id").replace_strict(keys, return_dtype=pl.String).alias("_ruleset")
     )
+    suit_templates = templates_speaking_of_suit(conn)
     verdicts = []
     for (key,), part in facts.group_by("_ruleset", maintain_order=True):
         ruleset = next(r for pid, r in rulesets.items() if keys[pid] == key)
-        checked = rules.check_frame(_contact_frame(part, ruleset), ruleset)
+        checked = rules.check_frame(_contact_frame(part, ruleset, suit_templates), ruleset)
         channel = part["action_type"].replace_strict(ACTION_CHANNEL, default="none")
         kind_needed = channel.replace_strict(POINT_KIND, default=None, return_dtype=pl.String)
         no_point = (

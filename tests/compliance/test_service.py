@@ -163,3 +163,21 @@ def test_no_threat_of_suit_on_a_time_barred_debt(engine: Engine) -> None:
         with pytest.raises(Invalid) as exc:
             ledger.set_time_bar(s, account_id, dt.date(2000, 1, 1), by="t")
         assert exc.value.errors[0].field == "time_barred_on"
+
+
+def test_the_time_bar_check_reads_the_template_text_in_force(engine: Engine) -> None:
+    """A stored version replaces the shipped text of its name and language, for the guard too."""
+    from recoup.channels import service as templates
+
+    with Session(engine) as s:
+        assert service.templates_speaking_of_suit(s) == {"lawyer_letter"}
+    body = (
+        "【{{ creditor_name }}】{{ debtor_name }}，账户已逾期{{ dpd }}天，应还{{ amount }}。"
+        "如有争议，您可依法向人民法院提起诉讼。{{ opt_out }}"
+    )
+    with Session(engine) as s, s.begin():
+        templates.save_template(
+            s, "reminder_overdue", "zh", "逾期", body, ["sms"], ["amount", "dpd"], "ann"
+        )
+    with Session(engine) as s:
+        assert service.templates_speaking_of_suit(s) == {"lawyer_letter", "reminder_overdue"}

@@ -415,4 +415,4 @@ def test_references_to_suit_are_found_in_either_language(text: str, expected: bo
 def test_only_the_lawyer_letter_of_the_shipped_templates_speaks_of_suit() -> None:
     from recoup.channels.catalog import templates_mentioning_suit
 
-    assert templates_mentioning_suit() == {"lawyer_letter"}
+    assert templates_mentioning_suit() == {("lawyer_letter", "zh"), ("lawyer_letter", "en")}
