@@ -250,27 +250,9 @@ def finish_message(
 ) -> None:
     """End a claimed message without sending it (cancelled, blocked, failed), while `worker`
     still holds it; with `action_status`, its planned action too."""
-    session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.locked_by == worker)
-        .values(
-            status=status,
-            rule_id=rule_id,
-            last_error=last_error,
-            locked_by=None,
-            locked_until=None,
-            updated_at=now,
-        )
+    finish_messages(
+        session, worker, [Ending(message_id, status, last_error, rule_id, action_status)], now
     )
-    if action_status is not None:
-        session.execute(
-            _sql(
-                "UPDATE planned_action SET status = :s, rule_id = COALESCE(:r, rule_id), "
-                "reason = COALESCE(:why, reason), updated_at = :now "
-                "WHERE id = (SELECT planned_action_id FROM outbox_message WHERE id = :m)"
-            ),
-            {"s": action_status, "r": rule_id, "why": last_error, "now": now, "m": message_id},
-        )
 
 
 def no_longer_wanted(conn: Connection, ids: list[int], worker: str) -> list[tuple[int, str]]:
@@ -310,6 +292,33 @@ class Ending:
     last_error: str | None = None
     rule_id: str | None = None
     action_status: str | None = None
+
+
+def _requeue(
+    session: Session, worker: str, rows: list[dict[str, Any]], now: dt.datetime, *, counted: bool
+) -> None:
+    """Claimed messages back to pending, each at its own time (`rows`: mid, at, err), in one
+    executemany while `worker` holds them; an attempt not `counted` (a message that waits for
+    the contact window) is given back."""
+    if not rows:
+        return
+    t = OutboxMessage.__table__
+    values: dict[str, Any] = {
+        "status": "pending",
+        "next_attempt_at": bindparam("at"),
+        "last_error": bindparam("err"),
+        "locked_by": None,
+        "locked_until": None,
+        "updated_at": now,
+    }
+    if not counted:
+        values["attempts"] = t.c.attempts - 1
+    session.execute(
+        update(t)  # type: ignore[arg-type]
+        .where(t.c.id == bindparam("mid"), t.c.locked_by == worker)
+        .values(**values),
+        rows,
+    )
 
 
 def finish_messages(
@@ -716,22 +725,7 @@ class Dispatcher:
                         "err": f"{row['reason_en']} / {row['reason_zh']}",
                     }
                 )
-        if params:
-            t = OutboxMessage.__table__
-            session.execute(
-                update(t)  # type: ignore[arg-type]
-                .where(t.c.id == bindparam("mid"), t.c.locked_by == self.worker)
-                .values(
-                    status="pending",
-                    next_attempt_at=bindparam("at"),
-                    attempts=t.c.attempts - 1,
-                    last_error=bindparam("err"),
-                    locked_by=None,
-                    locked_until=None,
-                    updated_at=now,
-                ),
-                params,
-            )
+        _requeue(session, self.worker, params, now, counted=False)
         return deferred
 
     def _points(self, session: Session, debtor_ids: list[int]) -> dict[tuple[int, str], Any]:
@@ -791,21 +785,7 @@ class Dispatcher:
                 else:
                     endings.append(Ending(item.id, "failed", outcome.reason, None, "failed"))
                     result.failed += 1
-            if retries:
-                t = OutboxMessage.__table__
-                session.execute(
-                    update(t)  # type: ignore[arg-type]
-                    .where(t.c.id == bindparam("mid"))
-                    .values(
-                        status="pending",
-                        next_attempt_at=bindparam("at"),
-                        last_error=bindparam("err"),
-                        locked_by=None,
-                        locked_until=None,
-                        updated_at=now,
-                    ),
-                    retries,
-                )
+            _requeue(session, self.worker, retries, now, counted=True)
             finish_messages(session, self.worker, endings, now)
             if sent:
                 self._sent(session, sent, now)

@@ -185,25 +185,33 @@ def _fail_now(
     result.errors[message_id] = why
 
 
-def _address(session: Session, debtor_id: int) -> tuple[int | None, str | None]:
-    """Where the letter goes: the address the letter prints (the debtor's own address, else
-    its best usable address contact point) and that point's id."""
-    debtor = session.get_one(Debtor, debtor_id)
-    if debtor.address:
-        return None, debtor.address
-    row = session.execute(
-        select(ContactPoint.id, ContactPoint.value)
-        .where(
-            ContactPoint.debtor_id == debtor_id,
-            ContactPoint.kind == "address",
-            ContactPoint.owner == "self",
-            ContactPoint.is_active.is_(True),
-            ContactPoint.do_not_contact.is_(False),
-        )
-        .order_by(ContactPoint.is_verified.desc(), ContactPoint.id)
-        .limit(1)
-    ).first()
-    return (int(row[0]), str(row[1])) if row is not None else (None, None)
+def _addresses(session: Session, debtor_ids: list[int]) -> dict[int, tuple[int | None, str | None]]:
+    """Where each debtor's letter goes, for a batch in two queries: the address the letter
+    prints (the debtor's own address, else its best usable address contact point: verified
+    first, then oldest) and that point's id."""
+    ids = set(debtor_ids)
+    out: dict[int, tuple[int | None, str | None]] = dict.fromkeys(ids, (None, None))
+    own = session.execute(select(Debtor.id, Debtor.address).where(Debtor.id.in_(ids))).all()
+    for debtor_id, address in own:
+        if address:
+            out[debtor_id] = (None, address)
+    rest = [d for d, (_, a) in out.items() if a is None]
+    if rest:
+        points = session.execute(
+            select(ContactPoint.debtor_id, ContactPoint.id, ContactPoint.value)
+            .where(
+                ContactPoint.debtor_id.in_(rest),
+                ContactPoint.kind == "address",
+                ContactPoint.owner == "self",
+                ContactPoint.is_active.is_(True),
+                ContactPoint.do_not_contact.is_(False),
+            )
+            .order_by(ContactPoint.is_verified.desc(), ContactPoint.id)
+        ).all()
+        for debtor_id, point_id, value in points:
+            if out[debtor_id][1] is None:
+                out[debtor_id] = (int(point_id), str(value))
+    return out
 
 
 def _prepare(
@@ -237,7 +245,6 @@ def _prepare(
             )
             for row in blocked.iter_rows(named=True)
         ]
-        outbox.finish_messages(session, worker, endings, now)
         result.blocked += len(refused)
         held = {
             m.id: m
@@ -249,46 +256,42 @@ def _prepare(
                 )
             )
         }
+        addresses = _addresses(session, [m.debtor_id for m in held.values()])
         for mid in live:
             if mid in held:
-                letter = _render(session, worker, held[mid], day, now, result)
+                m = held[mid]
+                letter = _render(session, m, addresses[m.debtor_id], day, now, result, endings)
                 if letter is not None:
                     ready.append(letter)
+        outbox.finish_messages(session, worker, endings, now)
     return ready
 
 
 def _render(
     session: Session,
-    worker: str,
     m: OutboxMessage,
+    where: tuple[int | None, str | None],
     day: dt.date,
     now: dt.datetime,
     result: PrintResult,
+    endings: list[outbox.Ending],
 ) -> _Letter | None:
-    point_id, address = _address(session, m.debtor_id)
+    """One letter's HTML, or None with its ending added to `endings` (blocked or failed)."""
+    point_id, address = where
     try:
         html, rendered = letters.letter_html(session, m.account_id, m.template, day)
     except Blocked as exc:  # forbidden wording in the rendered text
-        _finish(
-            session,
-            worker,
-            m.id,
-            "blocked",
-            now,
-            rule_id=exc.rule,
-            last_error=exc.why,
-            action_status="blocked",
-        )
+        endings.append(outbox.Ending(m.id, "blocked", exc.why, exc.rule, "blocked"))
         result.blocked += 1
         return None
     except DomainError as exc:  # not a letter template, no law firm for a lawyer letter …
         why = "; ".join(str(e) for e in exc.errors) if isinstance(exc, Invalid) else exc.detail
-        _finish(session, worker, m.id, "failed", now, last_error=why, action_status="failed")
+        endings.append(outbox.Ending(m.id, "failed", why, None, "failed"))
         result.failed += 1
         result.errors[m.id] = why
         return None
     if address is None or "debtor_address" in rendered.placeholders:
-        _finish(session, worker, m.id, "failed", now, last_error=NO_ADDRESS, action_status="failed")
+        endings.append(outbox.Ending(m.id, "failed", NO_ADDRESS, None, "failed"))
         result.failed += 1
         result.errors[m.id] = NO_ADDRESS
         return None
