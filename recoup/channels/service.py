@@ -832,6 +832,7 @@ def render_batch(
     )
     left: dict[int, list[rules.InstalmentLeft]] = {a: [] for a in accounts}
     if accounts:
+        ledger.store_schedules(session, list(accounts))
         i = Instalment.__table__.c
         for row in session.execute(
             select(

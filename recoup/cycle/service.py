@@ -6,7 +6,9 @@ For an as-of date D, per partition of account ids, in one transaction:
    amount, interest and fees falling due since the account's `recognised_through`, the
    principal-days on which penalty accrues since `accrued_through`, late fees for instalments
    whose grace period ended since then) and limit penalty and late fees to the annualised
-   cap, in one statement, into the temporary table `cyc`;
+   cap, in one statement, into the temporary table `cyc` (first, the instalments of generated
+   schedules falling due by D or within the longest reminder lead are stored where an import
+   left them to be: recoup.ledger.schedules);
 2. append ledger entries (recognition, penalty and late-fee accrual) and update the accounts
    (balances, DPD, bucket, stage, overdue amount, status, watermarks), in the order each
    database does fastest;
@@ -47,7 +49,7 @@ from recoup.core.db import utcnow
 from recoup.core.errors import Conflict, Invalid, NotFound
 from recoup.core.settings import Settings, get_settings
 from recoup.cycle.models import CyclePartition, CycleRun
-from recoup.ledger import rules
+from recoup.ledger import rules, schedules
 from recoup.ledger.models import Account
 from recoup.promises import service as promises
 from recoup.strategy import planning
@@ -436,6 +438,10 @@ def run_partition(
         return None  # done already, by an earlier attempt or by another worker
     params: dict[str, Any] = {"d": run.as_of, "lo": lo, "hi": hi, "now": utcnow()}
     counts: dict[str, int] = {}
+    # Generated schedules not all stored: the instalments falling due by D (the aggregate) and
+    # within the longest reminder lead (planning) are written first.
+    lead = plan.max_lead if plan is not None and not plan.empty else 0
+    schedules.store_due(conn, lo, hi, run.as_of + dt.timedelta(days=max(0, lead)))
     for name, sql in statements:
         if name == "analyze":  # cyc is complete: read its counts
             counts.update(dict.fromkeys(("touched", "delinquent", "newly_delinquent", "capped"), 0))

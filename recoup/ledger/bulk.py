@@ -41,8 +41,9 @@ from recoup.core.db import utcnow
 from recoup.core.errors import Conflict, FieldError, Invalid
 from recoup.core.money import exponent
 from recoup.core.settings import Settings, get_settings
-from recoup.ledger import parse, rules
+from recoup.ledger import parse, rules, schedules
 from recoup.ledger.parse import Parsed
+from recoup.ledger.schedules import instalment_rows
 from recoup.ledger.service import MAX_AMOUNT, MAX_RATE_PPM
 from recoup.ledger.vectorised import generate_schedules
 
@@ -1347,8 +1348,10 @@ def import_accounts(
         good = good.with_row_index("id", offset=first).with_columns(pl.col("id").cast(pl.Int64))
         instalments = account_schedules(good)
         terms = instalments.group_by("account_id").agg(pl.len().cast(pl.Int64).alias("n"))
+        lazy = is_lazy(pl.col("kind"), pl.col("method"))
         good = good.join(terms, left_on="id", right_on="account_id", how="left").with_columns(
-            pl.col("n").fill_null(0)
+            pl.when(lazy).then(pl.col("term")).otherwise(pl.col("n").fill_null(0)).alias("n"),
+            pl.when(lazy).then(pl.col("start_date")).alias("scheduled_through"),
         )
         accounts = account_rows(good)
         entries = disbursements(accounts)
@@ -1475,14 +1478,18 @@ def _account_terms(df: pl.DataFrame, rejects: Rejects, settings: Settings) -> pl
     return df
 
 
+def is_lazy(kind: pl.Expr, method: pl.Expr) -> pl.Expr:
+    """Loans whose schedule is generated when needed (recoup.ledger.schedules)."""
+    return (kind == "loan") & method.is_in(list(schedules.LAZY_METHODS))
+
+
 def account_schedules(accounts: pl.DataFrame) -> pl.DataFrame:
-    """Instalment rows of new accounts (id, kind, method, principal, interest_rate_ppm, term,
-    start_date, due_date): generated for loans, one instalment for invoices, none for 'given'."""
-    generated = accounts.filter(
-        (pl.col("kind") == "loan") & pl.col("method").is_in(list(rules.METHODS))
-    )
+    """Instalment rows written with new accounts (id, kind, method, principal,
+    interest_rate_ppm, term, start_date, due_date): one for an invoice, one for a bullet loan;
+    none for a loan generated when needed (`is_lazy`) or with method 'given'."""
+    bullets = accounts.filter((pl.col("kind") == "loan") & (pl.col("method") == "bullet"))
     loans = generate_schedules(
-        generated.select(
+        bullets.select(
             pl.col("id").alias("account_id"),
             "principal",
             "interest_rate_ppm",
@@ -1500,21 +1507,6 @@ def account_schedules(accounts: pl.DataFrame) -> pl.DataFrame:
         pl.lit(0, pl.Int64).alias("fee_due"),
     )
     return instalment_rows(pl.concat([loans, invoices]).sort("account_id", "seq"))
-
-
-def instalment_rows(schedule: pl.DataFrame) -> pl.DataFrame:
-    return schedule.select(
-        pl.col("account_id").cast(pl.Int64),
-        pl.col("seq").cast(pl.Int64),
-        "due_date",
-        pl.col("principal_due").cast(pl.Int64),
-        pl.col("interest_due").cast(pl.Int64),
-        pl.col("fee_due").cast(pl.Int64),
-        pl.lit(0, pl.Int64).alias("principal_paid"),
-        pl.lit(0, pl.Int64).alias("interest_paid"),
-        pl.lit(0, pl.Int64).alias("fee_paid"),
-        pl.lit(False).alias("is_paid"),
-    )
 
 
 def account_rows(good: pl.DataFrame) -> pl.DataFrame:
@@ -1540,6 +1532,7 @@ def account_rows(good: pl.DataFrame) -> pl.DataFrame:
             if v("time_barred_on") in good.columns
             else pl.lit(None, pl.Date)
         ).alias("time_barred_on"),
+        "scheduled_through",
         pl.lit("current").alias("status"),
         zero.alias("dpd"),
         pl.lit("M0").alias("bucket"),
@@ -1632,6 +1625,14 @@ def _with_accounts(
 
 def _existing_schedules(conn: Connection, refs: pl.Series) -> pl.DataFrame:
     _temp_keys(conn, "import_keys", refs)
+    # A file that gives a generated schedule again is told apart by the whole schedule.
+    lazy = conn.execute(
+        text(
+            "SELECT a.id FROM account a JOIN import_keys k ON k.k = a.external_ref "
+            "WHERE a.scheduled_through IS NOT NULL"
+        )
+    ).scalars()
+    schedules.store_all(conn, lazy)
     out = fetch(
         conn,
         "SELECT a.external_ref, i.seq, i.due_date, i.principal_due, i.interest_due, i.fee_due "
@@ -2088,6 +2089,8 @@ def post_payments(
                 "ORDER BY a.id FOR UPDATE OF a"
             )
         ).fetchall()
+    # Payments are allocated over the whole schedule, instalments not due yet included.
+    schedules.store_all(conn, ids["account_id"].to_list())
     accounts = fetch(
         conn,
         "SELECT "
@@ -2553,7 +2556,8 @@ def _export_sql(kind: Kind, last_id: int, limit: int) -> tuple[str, dict[str, An
             "t.principal, t.start_date, t.term, t.method, "
             "(SELECT MAX(i.due_date) FROM instalment i WHERE i.account_id = t.id), "
             "t.interest_rate_ppm, t.penalty_rate_ppm, t.late_fee_fixed, t.late_fee_rate_ppm, "
-            "t.grace_days, t.time_barred_on FROM account t JOIN debtor d ON d.id = t.debtor_id "
+            "t.grace_days, t.time_barred_on, t.scheduled_through "
+            "FROM account t JOIN debtor d ON d.id = t.debtor_id "
             "JOIN portfolio p ON p.id = t.portfolio_id "
             f"LEFT JOIN product pr ON pr.id = t.product_id {where}",
             {
@@ -2575,6 +2579,7 @@ def _export_sql(kind: Kind, last_id: int, limit: int) -> tuple[str, dict[str, An
                 "late_fee_rate": pl.Int64,
                 "grace_days": pl.Int64,
                 "time_barred_on": pl.Date,
+                "scheduled_through": pl.Date,
             },
         )
     if kind == "instalments":
@@ -2655,6 +2660,13 @@ def _export_frame(conn: Connection, kind: Kind, chunk: pl.DataFrame) -> pl.DataF
         )
     if kind == "accounts":
         decimals = _decimals(pl.col("currency"), chunk["currency"].unique().drop_nulls().to_list())
+        # The last instalment of a schedule not all stored yet falls due `term` months on.
+        chunk = chunk.with_columns(
+            pl.when(pl.col("scheduled_through").is_not_null())
+            .then(pl.col("start_date").dt.offset_by(pl.format("{}mo", pl.col("term"))))
+            .otherwise(pl.col("due_date"))
+            .alias("due_date")
+        )
         start, end = pl.col("start_date"), pl.col("due_date")
         months = (end.dt.year() - start.dt.year()) * 12 + end.dt.month() - start.dt.month()
         return chunk.select(
@@ -2742,10 +2754,49 @@ def _export_chunks(conn: Connection, kind: Kind, chunk_size: int) -> Iterator[pl
         sql, schema = _export_sql(kind, last, chunk_size)
         chunk = fetch(conn, sql, schema)
         if chunk.height == 0:
-            return
+            break
         last = int(chunk["id"].max())  # type: ignore[arg-type]
         yield _export_frame(conn, kind, chunk)
         if chunk.height < chunk_size:
+            break
+    if kind == "instalments":
+        yield from _unstored_chunks(conn, chunk_size)
+
+
+def _unstored_chunks(conn: Connection, chunk_size: int) -> Iterator[pl.DataFrame]:
+    """The instalments of generated schedules not stored yet (recoup.ledger.schedules),
+    generated from the accounts' terms as they would be stored, by account id."""
+    per = max(1, chunk_size // 12)
+    last = 0
+    while True:
+        accounts = fetch(
+            conn,
+            "SELECT id, principal, interest_rate_ppm, term, method, start_date, "
+            "scheduled_through, external_ref, currency FROM account "
+            f"WHERE scheduled_through IS NOT NULL AND id > {last} ORDER BY id LIMIT {per}",
+            {**schedules.TERMS_SCHEMA, "account_ref": pl.String, "currency": pl.String},
+        )
+        if accounts.height == 0:
+            return
+        last = int(accounts["account_id"].max())  # type: ignore[arg-type]
+        rows = schedules.unstored(accounts.drop("account_ref", "currency")).join(
+            accounts.select("account_id", "account_ref", "currency"), on="account_id"
+        )
+        if rows.height:
+            yield _export_frame(
+                conn,
+                "instalments",
+                rows.sort("account_id", "seq").select(
+                    "account_ref",
+                    "seq",
+                    "due_date",
+                    pl.col("principal_due").alias("principal"),
+                    pl.col("interest_due").alias("interest"),
+                    pl.col("fee_due").alias("fee"),
+                    "currency",
+                ),
+            )
+        if accounts.height < per:
             return
 
 

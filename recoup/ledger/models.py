@@ -186,6 +186,9 @@ class Account(Base):
     # debt is time-barred and no contact may threaten suit. Set by the creditor, who knows the
     # law that applies and what restarted the period; NULL means not known to be time-barred.
     time_barred_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    # Which instalments are stored (recoup.ledger.schedules): NULL, all of them; a date, those
+    # due on or before it, the later ones being generated from the terms above when needed.
+    scheduled_through: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
 
     # --- state maintained by payments and the daily cycle (derived, see module docstring) ---
     status: Mapped[str] = mapped_column(String(16), default="current")

@@ -27,6 +27,7 @@ from recoup.ledger.models import (
     Portfolio,
     Product,
 )
+from recoup.ledger.service import store_schedule
 
 PAGE_SIZE = 50
 SEARCH_IDS_MAX = 2_000
@@ -383,6 +384,7 @@ def account_detail(
     # account is as that run left it, so its position holds as of the run's date too.
     cycle_date = cycle[0] if cycle is not None and account.created_at < cycle[1] else None
     known = [d for d in (account.accrued_through, account.recognised_through, cycle_date) if d]
+    store_schedule(session, account.id)
     as_of = max(known) if known else None
     schedule = [
         ScheduleLine(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from recoup.core.db import utcnow
 from recoup.core.errors import Conflict, FieldError, Invalid, NotFound
 from recoup.core.settings import Settings, get_settings
-from recoup.ledger import rules
+from recoup.ledger import rules, schedules
 from recoup.ledger.models import (
     Account,
     ChangeLog,
@@ -574,7 +574,18 @@ def get_account(session: Session, account_id: int) -> Account:
     return result
 
 
+def store_schedules(session: Session, account_ids: Iterable[int]) -> None:
+    """Store the instalments of the accounts generated from their terms and not written yet
+    (recoup.ledger.schedules), before their schedules are read or changed."""
+    schedules.store_all(session.connection(), account_ids)
+
+
+def store_schedule(session: Session, account_id: int) -> None:
+    store_schedules(session, [account_id])
+
+
 def instalments_of(session: Session, account_id: int) -> list[Instalment]:
+    store_schedule(session, account_id)
     return list(
         session.scalars(
             select(Instalment).where(Instalment.account_id == account_id).order_by(Instalment.seq)
@@ -590,6 +601,7 @@ def recognise_dues(session: Session, account: Account, through: dt.date) -> None
     cycle's recognition step). Idempotent through `account.recognised_through`."""
     if account.recognised_through is not None and account.recognised_through >= through:
         return
+    store_schedule(session, account.id)
     stmt = select(Instalment).where(
         Instalment.account_id == account.id,
         Instalment.due_date <= through,

@@ -1,0 +1,34 @@
+"""generated schedules stored as they are needed
+
+`account.scheduled_through`: NULL when every instalment of the account is stored (all accounts
+until now); otherwise the instalments due on or before that date are, and the later ones are
+generated from the account's terms when something needs them (recoup.ledger.schedules). A bulk
+import of generated loans writes no instalment rows.
+
+Revision ID: 0011
+Revises: 0010
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0011'
+down_revision = '0010'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('account') as batch:
+        batch.add_column(sa.Column('scheduled_through', sa.Date(), nullable=True))
+
+
+def downgrade() -> None:
+    # Store what is not stored before the column that says so goes.
+    from recoup.ledger.schedules import store_all
+
+    conn = op.get_bind()
+    ids = [r[0] for r in conn.execute(sa.text('SELECT id FROM account WHERE scheduled_through IS NOT NULL'))]
+    store_all(conn, ids)
+    with op.batch_alter_table('account') as batch:
+        batch.drop_column('scheduled_through')
