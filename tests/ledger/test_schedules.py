@@ -84,9 +84,10 @@ def test_a_book_stored_when_needed_ends_as_one_stored_at_import(
         service.store_schedules(s, [a.id for ref, a in accounts.items() if ref[0] == "E"])
         pairs = [(accounts[f"L{k}"].id, accounts[f"E{k}"].id) for k in range(24)]
     # The export gives the schedules not stored yet as the stored ones, and the maturity too.
-    for kind in ("instalments", "accounts"):
+    kinds: tuple[bulk.Kind, ...] = ("instalments", "accounts")
+    for kind in kinds:
         out = tmp_path / f"{kind}.csv"
-        bulk.export_table(engine, kind, out)  # type: ignore[arg-type]
+        bulk.export_table(engine, kind, out)
         frame = pl.read_csv(out, infer_schema=False)
         first = frame.columns[0]
         lazy_rows = frame.filter(pl.col(first).str.starts_with("L"))
@@ -119,8 +120,8 @@ def test_a_book_stored_when_needed_ends_as_one_stored_at_import(
         for lazy_id, eager_id in pairs:
             a = account_dict(s.get_one(Account, lazy_id))
             b = account_dict(s.get_one(Account, eager_id))
-            for key in ("external_ref", "scheduled_through"):
-                a.pop(key), b.pop(key)
+            for column in ("external_ref", "scheduled_through"):
+                a.pop(column), b.pop(column)
             assert a == b
             assert _entries(s, lazy_id) == _entries(s, eager_id)
             assert schedule(s, lazy_id) == schedule(s, eager_id)  # stored whole when read
