@@ -1,9 +1,12 @@
-"""generated schedules stored as they are needed
+"""generated schedules stored as they are needed; one index on account fewer
 
 `account.scheduled_through`: NULL when every instalment of the account is stored (all accounts
 until now); otherwise the instalments due on or before that date are, and the later ones are
 generated from the account's terms when something needs them (recoup.ledger.schedules). A bulk
 import of generated loans writes no instalment rows.
+
+The index on account.portfolio_id alone goes: ix_account_portfolio_bucket starts with that
+column, and every account written paid for both.
 
 Revision ID: 0011
 Revises: 0010
@@ -21,6 +24,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('account') as batch:
         batch.add_column(sa.Column('scheduled_through', sa.Date(), nullable=True))
+        batch.drop_index('ix_account_portfolio_id')
 
 
 def downgrade() -> None:
@@ -31,4 +35,5 @@ def downgrade() -> None:
     ids = [r[0] for r in conn.execute(sa.text('SELECT id FROM account WHERE scheduled_through IS NOT NULL'))]
     store_all(conn, ids)
     with op.batch_alter_table('account') as batch:
+        batch.create_index('ix_account_portfolio_id', ['portfolio_id'], unique=False)
         batch.drop_column('scheduled_through')

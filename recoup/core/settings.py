@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # PostgreSQL: partitions of the daily cycle done at the same time, each on its own
     # connection (SQLite has one writer: always 1). More than the server's cores gains nothing.
     cycle_workers: int = Field(default=2, ge=1, le=64)
+    # An import of at least this many rows has its references checked by the database in bulk
+    # (recoup.core.bulk.load_transaction): on PostgreSQL the tables it writes are locked until
+    # it commits. Set it higher to keep big imports from locking out other sessions.
+    import_bulk_rows: int = Field(default=50_000, ge=1)
     # Strategy steps whose date was missed (the cycle did not run) are planned when it runs
     # again, for at most this many days back.
     plan_catch_up_days: int = Field(default=7, ge=1, le=60)

@@ -36,7 +36,7 @@ import polars as pl
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from recoup.core.bulk import fetch, reserve_ids, write_frame
+from recoup.core.bulk import fetch, load_transaction, reserve_ids, write_frame
 from recoup.core.db import utcnow
 from recoup.core.errors import Conflict, FieldError, Invalid
 from recoup.core.money import exponent
@@ -750,6 +750,8 @@ class Rejects:
         self, df: pl.DataFrame, column: str, error: pl.Expr, value: pl.Expr | None = None
     ) -> None:
         shown = value if value is not None else pl.col(column) if column in df.columns else None
+        if not df.select(error.is_not_null().any()).item():  # the usual case: nothing to add
+            return
         part = df.select(
             pl.col(ROW).alias("row"),
             pl.lit(self.headers.get(column, column)).alias("column"),
@@ -841,7 +843,7 @@ def _duplicates(df: pl.DataFrame, rejects: Rejects, column: str) -> None:
     """Every row whose `column` appears more than once in the file, naming the other rows."""
     key = v(column)
     dup = (
-        df.filter(pl.col(key).is_not_null())
+        df.filter(pl.col(key).is_not_null() & pl.col(key).is_duplicated())
         .with_columns(
             rows=pl.col(ROW).cast(pl.String).str.join(", ").over(key),
             n=pl.len().over(key),
@@ -869,9 +871,11 @@ def _is_pg(conn: Connection) -> bool:
 def _temp_keys(conn: Connection, name: str, keys: pl.Series) -> None:
     """A temporary one-column table `name(k)` holding the distinct keys of the file."""
     conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
-    suffix = " ON COMMIT DROP" if _is_pg(conn) else ""
+    # SQLite: the keys are the table's b-tree itself, written in order (appended, not inserted
+    # page by page at random).
+    suffix = " ON COMMIT DROP" if _is_pg(conn) else " WITHOUT ROWID"
     conn.execute(text(f"CREATE TEMP TABLE {name} (k VARCHAR(200) PRIMARY KEY){suffix}"))
-    frame = keys.drop_nulls().unique().alias("k").to_frame()
+    frame = keys.drop_nulls().unique().sort().alias("k").to_frame()
     write_frame(conn, name, frame)
 
 
@@ -1202,13 +1206,15 @@ def lpr_frame(settings: Settings) -> pl.DataFrame:
 def resolve_caps(df: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     """Vectorised `rules.resolve_cap`: adds `cap_rate_ppm` and `cap_error` (no LPR at the start
     date) from cap_preset, portfolio_cap_rate_ppm and start_date."""
-    with_lpr = (
-        df.with_row_index("_i")
+    # The LPR in force at each start date: an as-of join over the dates alone, put back in
+    # the rows' order (sorting the whole frame twice cost more than the rest of it).
+    lpr = (
+        df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), "start_date")
         .sort("start_date", nulls_last=True)
         .join_asof(lpr_frame(settings), left_on="start_date", right_on="effective")
         .sort("_i")
-        .drop("_i", "effective")
     )
+    with_lpr = df.with_columns(lpr["lpr_bp"])
     preset = pl.col("cap_preset")
     return with_lpr.with_columns(
         pl.when(preset == "cn_private_lending")
@@ -1260,7 +1266,9 @@ def import_accounts(
     df = _parse_columns(
         df, rejects, "accounts", sheet, first_pass, optional=("portfolio",) if portfolio else ()
     )
-    with engine.begin() as conn:
+    tables = ("account", "instalment", "ledger_entry")
+    with load_transaction(engine, tables, df.height, settings.import_bulk_rows) as load:
+        conn = load.conn
         progress("look up")
         portfolios = _portfolios(conn).rename({"code": v("portfolio")})
         products = _products(conn).rename({"code": v("product")})
@@ -1356,6 +1364,7 @@ def import_accounts(
         accounts = account_rows(good)
         entries = disbursements(accounts)
         progress("write")
+        load.writing()
         report.counts = {
             "account": write_frame(conn, "account", accounts),
             "instalment": write_frame(conn, "instalment", instalments),

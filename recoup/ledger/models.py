@@ -166,7 +166,8 @@ class Account(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_ref: Mapped[str] = mapped_column(String(64), unique=True)
     debtor_id: Mapped[int] = mapped_column(ForeignKey("debtor.id"), index=True)
-    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolio.id"), index=True)
+    # Looked up by ix_account_portfolio_bucket, whose first column it is.
+    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolio.id"))
     product_id: Mapped[int | None] = mapped_column(ForeignKey("product.id"), nullable=True)
     kind: Mapped[str] = mapped_column(String(16))  # loan | invoice
     currency: Mapped[str] = mapped_column(String(3))
