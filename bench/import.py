@@ -2,13 +2,19 @@
 
     python bench/import.py --accounts 1000000 --db sqlite
     python bench/import.py --accounts 1000000 --db postgresql   # server: RECOUP_DATABASE_URL
+    python bench/import.py --accounts 1000000 --db sqlite --cycle   # and the first cycle after
 
 Writes a debtors file and an accounts file the way a creditor's system exports them (Chinese
 headers, thousands separators, several date styles, loans of 3 to 36 months by four methods and
 invoices), imports the debtors (not timed), then times the accounts import: reading and checking
-every row, building every schedule, writing accounts, instalments and disbursement entries in one
-transaction. For comparison it then writes exactly the rows the import wrote into a second empty
-database with the bare bulk path (SQLite executemany / PostgreSQL COPY) and times that.
+every row, resolving debtors, portfolio, products and the cap, and writing accounts, the
+instalments written at once (bullet loans, invoices; generated schedules are stored when needed,
+recoup.ledger.schedules) and disbursement entries in one transaction. For comparison it then
+writes exactly the rows the import wrote into a second empty database by the same bulk path
+(`load_transaction`, then SQLite executemany / PostgreSQL COPY) and times that.
+
+With --cycle it also runs the first daily cycle after the last import (not the figure): that run
+stores the instalments due by its date and catches every account up since its contract.
 
 Last line: `accounts=<n> seconds=<s> db=<name>` (seconds: the accounts import alone, median of
 --repeat runs, each into a new database).
@@ -31,7 +37,9 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import fresh_database, machine, median
-from recoup.core.bulk import write_frame
+from recoup.core.bulk import load_transaction, write_frame
+from recoup.core.settings import get_settings
+from recoup.cycle import service as cycle_service
 from recoup.ledger import bulk, service
 
 PRODUCTS = [
@@ -117,7 +125,9 @@ def write_files(n: int, folder: Path, seed: int = 7) -> tuple[Path, Path]:
     return dpath, apath
 
 
-def import_once(kind: str, workdir: Path, dpath: Path, apath: Path) -> tuple[float, float, dict]:
+def import_once(
+    kind: str, workdir: Path, dpath: Path, apath: Path, cycle: bool = False
+) -> tuple[float, float, dict]:
     """Import into a new database; returns (accounts seconds, baseline seconds, counts)."""
     with fresh_database(kind, workdir) as engine:
         make_reference(engine)
@@ -133,16 +143,33 @@ def import_once(kind: str, workdir: Path, dpath: Path, apath: Path) -> tuple[flo
             "instalment": _read(engine, "instalment"),
             "ledger_entry": _read(engine, "ledger_entry"),
         }
+        if cycle:
+            first_cycle(engine)
     with fresh_database(kind, workdir) as engine:
         make_reference(engine)
         with engine.begin() as conn:
             write_frame(conn, "debtor", frames["debtor"])
         t0 = time.perf_counter()
-        with engine.begin() as conn:
-            for table in ("account", "instalment", "ledger_entry"):
-                write_frame(conn, table, frames[table])
+        tables = ("account", "instalment", "ledger_entry")
+        rows = frames["account"].height
+        with load_transaction(engine, tables, rows, get_settings().import_bulk_rows) as load:
+            load.writing()
+            for table in tables:
+                write_frame(load.conn, table, frames[table])
         baseline = time.perf_counter() - t0
     return seconds, baseline, {k: v.height for k, v in frames.items()}
+
+
+def first_cycle(engine: Engine) -> None:
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT COUNT(*) FROM instalment")).scalar()
+    result = cycle_service.run_cycle(engine, AS_OF)
+    with engine.connect() as conn:
+        after = conn.execute(text("SELECT COUNT(*) FROM instalment")).scalar()
+    print(
+        f"first cycle after the import, for {AS_OF}: {result.seconds:.2f}s; instalment rows "
+        f"{before:,} -> {after:,}; {result.counts.get('touched', 0):,} accounts touched"
+    )
 
 
 def _read(engine: Engine, table: str) -> pl.DataFrame:
@@ -162,6 +189,7 @@ def main() -> None:
     ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--cycle", action="store_true", help="run the first cycle after the import")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         folder = Path(tmp)
@@ -171,7 +199,10 @@ def main() -> None:
         print(f"files written in {time.perf_counter() - t0:.1f}s: {apath.stat().st_size:,} bytes")
         runs, bases = [], []
         for k in range(args.repeat):
-            seconds, baseline, counts = import_once(args.db, folder, dpath, apath)
+            last = k == args.repeat - 1
+            seconds, baseline, counts = import_once(
+                args.db, folder, dpath, apath, cycle=args.cycle and last
+            )
             runs.append(seconds)
             bases.append(baseline)
             print(

@@ -17,6 +17,9 @@ from recoup.core.db import transaction
 from recoup.cycle.service import run_cycle
 from recoup.ledger import bulk, service
 from recoup.ledger.models import Account, Instalment, LedgerEntry
+from recoup.strategy import service as strategies
+from recoup.strategy.simulate import simulate
+from tests import factories
 from tests.ledger.test_bulk import account_dict, schedule, write_csv
 from tests.ledger.test_bulk import setup as setup  # the fixture
 
@@ -128,3 +131,25 @@ def test_a_book_stored_when_needed_ends_as_one_stored_at_import(
             assert service.derive_balances(s, lazy_id) == service.cached_balances(
                 s.get_one(Account, lazy_id)
             )
+
+
+def test_reminders_before_a_due_date_not_stored_yet(engine: Engine, tmp_path: Path) -> None:
+    """The cycle stores the instalments coming due within the strategy's longest reminder lead,
+    so that the reminders before the first due date of an imported loan are planned."""
+    due = dt.date(2026, 7, 1)
+    with transaction(engine) as s:
+        factories.portfolio(s, code="CN")
+        d = factories.debtor(s, external_ref="D-LAZY")
+        service.add_contact_point(s, d.id, "phone", "+86 138 0013 8000")
+    rows = [
+        ["external_ref", "debtor_ref", "portfolio", "kind", "principal", "start_date", "term"],
+        ["LAZY-1", "D-LAZY", "CN", "loan", "6000", "2026-06-01", "6"],
+    ]
+    path = write_csv(
+        tmp_path / "a.csv", [[*r, "annuity" if k else "method"] for k, r in enumerate(rows)]
+    )
+    report = bulk.import_file(engine, "accounts", path)
+    assert report.rejects.height == 0 and report.counts["instalment"] == 0
+    sim = simulate(engine, strategies.default_source(), due - dt.timedelta(days=8), 8, ["CN"])
+    reminders = {day.date for day in sim.days if day.actions}
+    assert reminders == {due - dt.timedelta(days=7), due - dt.timedelta(days=1)}
