@@ -2738,7 +2738,10 @@ def export_table(
     .xlsx by the file's extension. Returns the number of rows written."""
     excel = path.suffix.lower() == ".xlsx"
     total = 0
-    with engine.connect() as conn:
+    # One snapshot for every chunk (PostgreSQL reads each statement's otherwise): a schedule
+    # stored while the export runs is then neither missed nor written twice.
+    snapshot = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+    with engine.connect().execution_options(**snapshot) as conn:
         chunks = _export_chunks(conn, kind, chunk_size)
         if excel:
             total = _write_xlsx(path, kind, chunks, progress)
