@@ -13,8 +13,9 @@ recoup.ledger.schedules) and disbursement entries in one transaction. For compar
 writes exactly the rows the import wrote into a second empty database by the same bulk path
 (`load_transaction`, then SQLite executemany / PostgreSQL COPY) and times that.
 
-With --cycle it also runs the first daily cycle after the last import (not the figure): that run
-stores the instalments due by its date and catches every account up since its contract.
+With --cycle it also runs the first daily cycle after the last import and three ordinary days
+after it (not the figure): the first run stores the instalments due by its date and catches every
+account up since its contract; the next ones store what comes due each day.
 
 Last line: `accounts=<n> seconds=<s> db=<name>` (seconds: the accounts import alone, median of
 --repeat runs, each into a new database).
@@ -170,6 +171,13 @@ def first_cycle(engine: Engine) -> None:
         f"first cycle after the import, for {AS_OF}: {result.seconds:.2f}s; instalment rows "
         f"{before:,} -> {after:,}; {result.counts.get('touched', 0):,} accounts touched"
     )
+    # Ordinary days after it: each stores the instalments coming due that day.
+    for k in (1, 2, 3):
+        day = AS_OF + dt.timedelta(days=k)
+        result = cycle_service.run_cycle(engine, day)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT COUNT(*) FROM instalment")).scalar()
+        print(f"daily run {day}: {result.seconds:.2f}s; instalment rows {rows:,}")
 
 
 def _read(engine: Engine, table: str) -> pl.DataFrame:

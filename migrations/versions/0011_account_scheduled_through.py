@@ -22,9 +22,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('account') as batch:
-        batch.add_column(sa.Column('scheduled_through', sa.Date(), nullable=True))
-        batch.drop_index('ix_account_portfolio_id')
+    op.add_column('account', sa.Column('scheduled_through', sa.Date(), nullable=True))
+    op.drop_index('ix_account_portfolio_id', table_name='account')
 
 
 def downgrade() -> None:
@@ -34,6 +33,7 @@ def downgrade() -> None:
     conn = op.get_bind()
     ids = [r[0] for r in conn.execute(sa.text('SELECT id FROM account WHERE scheduled_through IS NOT NULL'))]
     store_all(conn, ids)
-    with op.batch_alter_table('account') as batch:
-        batch.create_index('ix_account_portfolio_id', ['portfolio_id'], unique=False)
-        batch.drop_column('scheduled_through')
+    op.create_index('ix_account_portfolio_id', 'account', ['portfolio_id'], unique=False)
+    # Both databases drop a column in place (SQLite since 3.35, which Recoup needs anyway); a
+    # batch copy of the table would trip over the rows that refer to it.
+    op.execute('ALTER TABLE account DROP COLUMN scheduled_through')

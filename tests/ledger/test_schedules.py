@@ -11,9 +11,11 @@ from typing import Any
 
 import polars as pl
 import pytest
-from sqlalchemy import Engine, func, select
+from alembic import command
+from sqlalchemy import Engine, func, inspect, select, text
 
 from recoup.core.db import transaction
+from recoup.core.schema import alembic_config, upgrade
 from recoup.cycle.service import run_cycle
 from recoup.ledger import bulk, service
 from recoup.ledger.models import Account, Instalment, LedgerEntry
@@ -153,3 +155,26 @@ def test_reminders_before_a_due_date_not_stored_yet(engine: Engine, tmp_path: Pa
     sim = simulate(engine, strategies.default_source(), due - dt.timedelta(days=8), 8, ["CN"])
     reminders = {day.date for day in sim.days if day.actions}
     assert reminders == {due - dt.timedelta(days=7), due - dt.timedelta(days=1)}
+
+
+def test_going_back_before_migration_0011_stores_every_schedule(
+    engine: Engine, tmp_path: Path
+) -> None:
+    with transaction(engine) as s:
+        factories.portfolio(s, code="CN")
+        factories.debtor(s, external_ref="D-BACK")
+    rows = [
+        ["external_ref", "debtor_ref", "portfolio", "principal", "start_date", "term", "method"]
+    ]
+    rows += [[f"BACK-{k}", "D-BACK", "CN", "1200", "2026-01-31", "12", "annuity"] for k in (1, 2)]
+    assert bulk.import_file(engine, "accounts", write_csv(tmp_path / "a.csv", rows)).committed
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0010")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM instalment")).scalar() == 24
+        assert "scheduled_through" not in {c["name"] for c in inspect(conn).get_columns("account")}
+    upgrade(engine)
+    with transaction(engine) as s:
+        assert all(a.scheduled_through is None for a in s.scalars(select(Account)))
