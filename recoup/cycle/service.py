@@ -6,14 +6,16 @@ For an as-of date D, per partition of account ids, in one transaction:
    amount, interest and fees falling due since the account's `recognised_through`, the
    principal-days on which penalty accrues since `accrued_through`, late fees for instalments
    whose grace period ended since then) and limit penalty and late fees to the annualised
-   cap, in one statement, into the temporary table `cyc` (first, the instalments of generated
-   schedules falling due by D or within the longest reminder lead are stored where an import
-   left them to be: recoup.ledger.schedules);
+   cap, in one statement, into the temporary table `cyc`;
 2. append ledger entries (recognition, penalty and late-fee accrual) and update the accounts
    (balances, DPD, bucket, stage, overdue amount, status, watermarks), in the order each
    database does fastest;
 3. return cured accounts to current;
 4. record the partition as done.
+
+Before the partitions, the instalments of generated schedules falling due by D or within the
+strategy's longest reminder lead are stored where an import left them to be written when needed
+(recoup.ledger.schedules).
 
 Only accounts with something due, or that were delinquent, are touched. Every step is SQL over
 the partition: there is no Python loop per account. Re-running a date changes nothing, because
@@ -438,10 +440,6 @@ def run_partition(
         return None  # done already, by an earlier attempt or by another worker
     params: dict[str, Any] = {"d": run.as_of, "lo": lo, "hi": hi, "now": utcnow()}
     counts: dict[str, int] = {}
-    # Generated schedules not all stored: the instalments falling due by D (the aggregate) and
-    # within the longest reminder lead (planning) are written first.
-    lead = plan.max_lead if plan is not None and not plan.empty else 0
-    schedules.store_due(conn, lo, hi, run.as_of + dt.timedelta(days=max(0, lead)))
     for name, sql in statements:
         if name == "analyze":  # cyc is complete: read its counts
             counts.update(dict.fromkeys(("touched", "delinquent", "newly_delinquent", "capped"), 0))
@@ -551,6 +549,15 @@ def run_cycle(
             plan = planning.compile_plan(conn, as_of, settings.plan_catch_up_days)
     else:
         plan = planning.compile_plan(connection, as_of, settings.plan_catch_up_days)
+    # Generated schedules not all stored: the instalments falling due by D (the aggregate) and
+    # within the longest reminder lead (planning) are written first, in a transaction of their
+    # own (a run killed after it finds them written when it starts again).
+    through = as_of + dt.timedelta(days=max(0, plan.max_lead if not plan.empty else 0))
+    if connection is None:
+        with engine.begin() as conn:
+            schedules.store_due(conn, through)
+    else:
+        schedules.store_due(connection, through)
     bounds = _bounds(run.id_min, run.id_max, run.partitions)
     todo = [p for p in range(len(bounds)) if only is None or p in only]
     done = skipped = 0

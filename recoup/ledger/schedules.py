@@ -13,10 +13,10 @@ at a million loans that is ten million rows the import does not write (docs/benc
 They are written, always the same rows as an eager import would have written (one generator,
 `vectorised.generate_schedules`), when something first needs them:
 
-- the daily cycle, per partition, those falling due up to the run date plus the longest reminder
-  lead (what its aggregate and planning read), then moves `scheduled_through` to the day before
-  the next instalment, so that on an ordinary day only the accounts with an instalment coming
-  into that window are touched;
+- the daily cycle, before its partitions, those falling due up to the run date plus the longest
+  reminder lead (what its aggregate and planning read), then moves `scheduled_through` to the
+  day before the next instalment, so that on an ordinary day only the accounts with an
+  instalment coming into that window are touched;
 - everything that reads or changes one account's whole schedule (payments, reversals, waivers,
   arrangements, the account page, messages) first stores the rest of it (`store_all`).
 
@@ -88,12 +88,15 @@ def unstored(terms: pl.DataFrame) -> pl.DataFrame:
     return _schedules(terms).filter(_new(None)).drop("scheduled_through")
 
 
-def _terms(conn: Connection, where: str, params: dict[str, Any]) -> pl.DataFrame:
+def _terms(
+    conn: Connection, where: str, params: dict[str, Any], limit: int | None = None
+) -> pl.DataFrame:
     lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+    first = f" LIMIT {int(limit)}" if limit is not None else ""
     rows = conn.execute(
         text(
             f"SELECT {_TERMS} FROM account WHERE scheduled_through IS NOT NULL AND {where} "
-            f"ORDER BY id{lock}"
+            f"ORDER BY id{first}{lock}"
         )
         .bindparams(*(bindparam(k, expanding=True) for k, v in params.items() if _many(v)))
         .columns(start_date=Date, scheduled_through=Date),
@@ -144,15 +147,19 @@ def _set_marks(conn: Connection, marks: pl.DataFrame) -> None:
     update_frame(conn, "account", marks)
 
 
-def store_due(conn: Connection, lo: int, hi: int, through: dt.date) -> int:
-    """Store, for the accounts with ids in [lo, hi), the instalments falling due on or before
-    `through` (the daily cycle). Returns the number of instalment rows written."""
-    terms = _terms(
-        conn,
-        "scheduled_through < :t AND id >= :lo AND id < :hi",
-        {"t": through, "lo": lo, "hi": hi},
-    )
-    return _store(conn, terms, through)
+def store_due(conn: Connection, through: dt.date, chunk: int = 100_000) -> int:
+    """Store the instalments falling due on or before `through` of every account, `chunk`
+    accounts at a time (the daily cycle, before its partitions: on an ordinary day a few
+    thousand accounts in one go). Returns the number of instalment rows written."""
+    written, last = 0, 0
+    while True:
+        terms = _terms(
+            conn, "scheduled_through < :t AND id > :last", {"t": through, "last": last}, chunk
+        )
+        if terms.height == 0:
+            return written
+        written += _store(conn, terms, through)
+        last = int(terms["account_id"].max())  # type: ignore[arg-type]
 
 
 def store_all(conn: Connection, account_ids: Iterable[int]) -> int:
