@@ -29,21 +29,7 @@ REFUSED = (IntegrityError, sqlite3.IntegrityError, psycopg.errors.IntegrityError
 
 def _foreign_keys(engine: Engine) -> set[str]:
     with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            return {
-                f"{t}.{row[3]}"
-                for t in TABLES
-                for row in conn.exec_driver_sql(f"PRAGMA foreign_key_list({t})")
-            }
-        return set(
-            conn.execute(
-                text(
-                    "SELECT conname FROM pg_constraint WHERE contype = 'f' "
-                    "AND conrelid::regclass::text = ANY(:t)"
-                ),
-                {"t": list(TABLES)},
-            ).scalars()
-        )
+        return _foreign_keys_in(conn)
 
 
 def _enforced(engine: Engine) -> bool:
@@ -112,6 +98,12 @@ def test_postgresql_undoes_a_bulk_load_with_a_missing_reference(engine: Engine) 
 
 
 def _foreign_keys_in(conn: Any) -> set[str]:
+    if conn.dialect.name == "sqlite":
+        return {
+            f"{t}.{row[3]}"
+            for t in TABLES
+            for row in conn.exec_driver_sql(f"PRAGMA foreign_key_list({t})")
+        }
     return set(
         conn.execute(
             text(
