@@ -4,8 +4,10 @@ pagination after the daily cycle has aged them."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from recoup.cycle.service import run_cycle
+from recoup.ledger import bulk
 from tests.api.conftest import Api, field_names
 
 
@@ -287,3 +289,26 @@ def test_the_time_bar_is_set_when_opening_and_changed_later(api: Api) -> None:
     assert field_names(api.put(path, {"time_barred_on": "someday"})) == ["time_barred_on"]
     assert field_names(api.put(path, {})) == ["time_barred_on"]
     assert api.put("/accounts/999999/time-bar", {"time_barred_on": None}).status_code == 404
+
+
+def test_an_imported_loan_shows_its_whole_schedule(api: Api, tmp_path: Path) -> None:
+    """An import leaves a generated schedule to be written when needed: the API's schedule and
+    the account page show it whole all the same, the rows those of a loan opened here."""
+    pf, debtor = api.portfolio(), api.debtor()
+    opened = api.loan(
+        pf, debtor, method="equal_principal", penalty_rate="0", late_fee_fixed_minor=0
+    )
+    path = tmp_path / "accounts.csv"
+    path.write_text(
+        "external_ref,debtor_ref,portfolio,principal,start_date,term,method,interest_rate\n"
+        f"IMP-1,{debtor['external_ref']},{pf['code']},12000.00,2026-01-15,12,equal_principal,12\n"
+    )
+    assert api.engine is not None
+    assert bulk.import_file(api.engine, "accounts", path).counts["instalment"] == 0
+    listed = api.ok(api.get("/accounts", params={"portfolio": pf["code"]}))["items"]
+    imported = next(a for a in listed if a["external_ref"] == "IMP-1")
+    page = api.client.get(f"/accounts/{imported['id']}")
+    assert page.status_code == 200 and "2027-01-15" in page.text  # the twelfth due date
+    mine = api.ok(api.get(f"/accounts/{imported['id']}/schedule"))["items"]
+    theirs = api.ok(api.get(f"/accounts/{opened['id']}/schedule"))["items"]
+    assert len(mine) == 12 and mine == theirs
