@@ -30,12 +30,13 @@ from sqlalchemy.orm import Session
 from weasyprint import Document
 
 from recoup.channels import letters, outbox
+from recoup.channels import service as channels
 from recoup.channels.models import Interaction, OutboxMessage
 from recoup.compliance import service as compliance
 from recoup.core.db import UtcDateTime, utcnow
 from recoup.core.errors import Blocked, DomainError, Invalid
 from recoup.core.settings import Settings
-from recoup.ledger.models import ContactPoint, Debtor
+from recoup.ledger.models import Debtor
 
 LOCK_FILE = ".print.lock"
 NO_ADDRESS = "no postal address / 没有通讯地址"
@@ -196,21 +197,7 @@ def _addresses(session: Session, debtor_ids: list[int]) -> dict[int, tuple[int |
         if address:
             out[debtor_id] = (None, address)
     rest = [d for d, (_, a) in out.items() if a is None]
-    if rest:
-        points = session.execute(
-            select(ContactPoint.debtor_id, ContactPoint.id, ContactPoint.value)
-            .where(
-                ContactPoint.debtor_id.in_(rest),
-                ContactPoint.kind == "address",
-                ContactPoint.owner == "self",
-                ContactPoint.is_active.is_(True),
-                ContactPoint.do_not_contact.is_(False),
-            )
-            .order_by(ContactPoint.is_verified.desc(), ContactPoint.id)
-        ).all()
-        for debtor_id, point_id, value in points:
-            if out[debtor_id][1] is None:
-                out[debtor_id] = (int(point_id), str(value))
+    out.update(channels.address_points(session, rest))
     return out
 
 

@@ -18,7 +18,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -392,21 +392,34 @@ def channel_of(action: str | None) -> str | None:
     )
 
 
-def _debtor_address(session: Session, debtor: Debtor) -> str | None:
-    if debtor.address:
-        return debtor.address
-    return session.scalar(
-        select(ContactPoint.value)
+def address_points(session: Session, debtor_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
+    """Each debtor's best usable postal address contact point, in one query: its own, active,
+    not marked do-not-contact; verified first, then the oldest. Point id and text."""
+    ids = set(debtor_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(ContactPoint.debtor_id, ContactPoint.id, ContactPoint.value)
         .where(
-            ContactPoint.debtor_id == debtor.id,
+            ContactPoint.debtor_id.in_(ids),
             ContactPoint.kind == "address",
             ContactPoint.owner == "self",
             ContactPoint.is_active.is_(True),
             ContactPoint.do_not_contact.is_(False),
         )
         .order_by(ContactPoint.is_verified.desc(), ContactPoint.id)
-        .limit(1)
-    )
+    ).all()
+    out: dict[int, tuple[int, str]] = {}
+    for debtor_id, point_id, value in rows:
+        out.setdefault(int(debtor_id), (int(point_id), str(value)))
+    return out
+
+
+def _debtor_address(session: Session, debtor: Debtor) -> str | None:
+    if debtor.address:
+        return debtor.address
+    point = address_points(session, [debtor.id]).get(debtor.id)
+    return point[1] if point else None
 
 
 def build_context(
@@ -987,20 +1000,5 @@ def _sender_details_of(
 
 def _addresses_of(session: Session, debtors: Sequence[Any]) -> dict[int, str]:
     """`_debtor_address` of debtors without an address of their own, in one query."""
-    if not debtors:
-        return {}
-    rows = session.execute(
-        select(ContactPoint.debtor_id, ContactPoint.value)
-        .where(
-            ContactPoint.debtor_id.in_({d.id for d in debtors}),
-            ContactPoint.kind == "address",
-            ContactPoint.owner == "self",
-            ContactPoint.is_active.is_(True),
-            ContactPoint.do_not_contact.is_(False),
-        )
-        .order_by(ContactPoint.is_verified.desc(), ContactPoint.id)
-    ).all()
-    out: dict[int, str] = {}
-    for debtor_id, value in rows:
-        out.setdefault(debtor_id, value)
-    return out
+    points = address_points(session, [d.id for d in debtors])
+    return {debtor_id: value for debtor_id, (_, value) in points.items()}
