@@ -19,8 +19,8 @@ from recoup.core.bulk import load_transaction, write_frame
 from recoup.core.db import utcnow
 from recoup.core.settings import get_settings
 from recoup.ledger import bulk
+from tests.ledger.test_bulk import ACCOUNT_COLUMNS, write_csv
 from tests.ledger.test_bulk import setup as setup  # the fixture
-from tests.ledger.test_bulk import write_csv
 
 TABLES = ("account", "instalment", "ledger_entry")
 # Rows are written on the driver's own cursor (SQLite executemany, PostgreSQL COPY).
@@ -56,7 +56,7 @@ def test_a_bulk_import_writes_what_a_row_by_row_one_does(
     engine: Engine, setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     keys = _foreign_keys(engine)
-    rows = [["external_ref", "debtor_ref", "portfolio", "product", "principal", "start_date"]]
+    rows = [ACCOUNT_COLUMNS]
     rows += [[f"B{k}", "D1", "PF1", "CASH12", f"{1000 + k}.50", "2026-01-15"] for k in range(30)]
     rows += [[f"B{k}", "D2", "PF1", "CASH12", "900", "2026-02-01"] for k in range(30, 40)]
     monkeypatch.setenv("RECOUP_IMPORT_BULK_ROWS", "10")

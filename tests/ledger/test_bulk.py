@@ -27,6 +27,8 @@ from tests import factories
 
 TABLES = [t.name for t in metadata.sorted_tables]
 SKIP = {"id", "created_at", "updated_at", "posted_at", "changed_at"}
+# The columns of an accounts file whose terms come from the product.
+ACCOUNT_COLUMNS = ["external_ref", "debtor_ref", "portfolio", "product", "principal", "start_date"]
 
 
 def counts(engine: Engine) -> dict[str, int]:
@@ -336,7 +338,7 @@ def test_a_repeated_key_whose_first_row_is_refused_refuses_every_row(
     accounts = write_csv(
         tmp_path / "a.csv",
         [
-            ["external_ref", "debtor_ref", "portfolio", "product", "principal", "start_date"],
+            ACCOUNT_COLUMNS,
             ["A30", "D1", "PF1", "CASH12", "1000", "2026-02-30"],
             ["A30", "D1", "PF1", "CASH12", "1000", "2026-02-03"],
         ],
@@ -408,7 +410,7 @@ def test_numbers_in_reference_and_phone_columns_of_a_workbook(
     wb = openpyxl.Workbook()
     ws = wb.active
     assert ws is not None
-    ws.append(["external_ref", "debtor_ref", "portfolio", "product", "principal", "start_date"])
+    ws.append(ACCOUNT_COLUMNS)
     ws.append([5001, 1002, "PF1", "CASH12", 1000, "2026-01-15"])
     ws.append([5002, 1.2345678901234568e17, "PF1", "CASH12", 1000, "2026-01-15"])
     path = tmp_path / "accounts.xlsx"
@@ -630,15 +632,7 @@ def test_a_time_bar_before_the_start_date_is_refused(
     path = write_csv(
         tmp_path / "accounts.csv",
         [
-            [
-                "external_ref",
-                "debtor_ref",
-                "portfolio",
-                "product",
-                "principal",
-                "start_date",
-                "time_barred_on",
-            ],
+            [*ACCOUNT_COLUMNS, "time_barred_on"],
             ["T1", "D1", "PF1", "CASH12", "1000", "2026-01-15", "2029-01-15"],
             ["T2", "D1", "PF1", "CASH12", "1000", "2026-01-15", "2025-12-31"],
         ],
@@ -658,7 +652,7 @@ def test_all_or_nothing_leaves_every_table_unchanged(
     path = write_csv(
         tmp_path / "a.csv",
         [
-            ["external_ref", "debtor_ref", "portfolio", "product", "principal", "start_date"],
+            ACCOUNT_COLUMNS,
             *good,
             ["BAD", "D1", "PF1", "CASH12", "12.345", "2026-01-15"],
         ],
@@ -683,15 +677,7 @@ def test_commit_good_writes_good_rows_and_a_rejects_file(
     path = write_csv(
         tmp_path / "a.csv",
         [
-            [
-                "external_ref",
-                "debtor_ref",
-                "portfolio",
-                "product",
-                "principal",
-                "start_date",
-                "term",
-            ],
+            [*ACCOUNT_COLUMNS, "term"],
             ["G1", "D1", "", "CASH12", "1000", "2026-01-15", ""],
             ["U1", "D1", "NOPE", "", "1000", "2026-01-15", "12"],
             ["U2", "DX", "PF1", "OTHER", "1000", "2026-01-15", ""],
@@ -1097,7 +1083,7 @@ def _cli(args: list[str]) -> Any:
 
 
 def _accounts_file(path: Path, good: int, bad: int) -> Path:
-    header = ["external_ref", "debtor_ref", "portfolio", "product", "principal", "start_date"]
+    header = ACCOUNT_COLUMNS
     rows = [[f"G{i}", "D1", "PF1", "CASH12", "1000", "2026-01-15"] for i in range(good)]
     rows += [[f"B{i}", "D1", "PF1", "CASH12", "12.345", "2026-01-15"] for i in range(bad)]
     return write_csv(path, [header, *rows])

@@ -22,7 +22,7 @@ from recoup.ledger.models import Account, Instalment, LedgerEntry
 from recoup.strategy import service as strategies
 from recoup.strategy.simulate import simulate
 from tests import factories
-from tests.ledger.test_bulk import account_dict, schedule, write_csv
+from tests.ledger.test_bulk import ACCOUNT_COLUMNS, account_dict, schedule, write_csv
 from tests.ledger.test_bulk import setup as setup  # the fixture
 
 METHODS = ["annuity", "equal_principal", "interest_only", "bullet"]
@@ -32,19 +32,7 @@ DATES = [dt.date(2026, 6, 10), dt.date(2026, 6, 25), dt.date(2026, 8, 31), dt.da
 def _book(tmp_path: Path) -> Path:
     """24 loans, each twice: L<k> left to be stored when needed, E<k> stored at once."""
     rng = random.Random(5)
-    rows = [
-        [
-            "external_ref",
-            "debtor_ref",
-            "portfolio",
-            "product",
-            "principal",
-            "start_date",
-            "term",
-            "method",
-            "interest_rate",
-        ]
-    ]
+    rows = [[*ACCOUNT_COLUMNS, "term", "method", "interest_rate"]]
     for k in range(24):
         start = dt.date(2025, 9, 1) + dt.timedelta(days=rng.randrange(0, 300))
         principal = f"{rng.randrange(1_000, 50_000)}.{k:02d}"
